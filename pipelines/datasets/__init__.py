@@ -1,0 +1,1 @@
+"""Dataset loaders that read local files (no network) into pipeline sources."""

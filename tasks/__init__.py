@@ -1,0 +1,5 @@
+"""Task packages. `TASKS` maps a task name to its module, imported lazily by the CLI."""
+
+TASKS = {
+    "classification": "tasks.classification",
+}
