@@ -1,0 +1,36 @@
+# Two set-up commands on a fresh machine: `make demo` (the main job) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[dev,jax]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/kts demo
+
+# Every test under TensorFlow, then the Keras-facing ones (marker `backend`: models, tasks,
+# training, export, end-to-end smoke runs) again under JAX.
+test: $(STAMP)
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q -m "not slow"
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m "backend and not slow"
+
+test-slow: $(STAMP)
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/classification.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check shared pipelines tasks tests benchmarks
+
+clean:
+	rm -rf runs reports .pytest_cache

@@ -1,0 +1,69 @@
+"""The one dataset builder: seeded shuffling, per-epoch reshuffle, batching, workers, prefetch.
+
+Training data is an infinite grain `MapDataset` (shuffle(seed) then repeat(): each epoch is
+a new permutation derived from the seed) batched with `drop_remainder`, so batch number S is
+a pure function of (source, seed, S). Resuming at step S is slicing `[S:]`: the pipeline's
+whole iterator state is the global step, which the checkpoint stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import grain
+import numpy as np
+
+ElementOp = Callable[[dict], dict]
+BatchOp = Callable[[dict, np.random.Generator], dict]
+
+
+def _finish(dataset: grain.MapDataset, threads: int, prefetch: int, workers: int):
+    iterable = dataset.to_iter_dataset(
+        grain.ReadOptions(num_threads=max(1, threads), prefetch_buffer_size=max(prefetch, threads)))
+    if workers > 0:
+        iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+    return iterable
+
+
+def train_dataset(source, *, batch_size: int, seed: int, ops: Sequence[ElementOp] = (),
+                  batch_ops: Sequence[BatchOp] = (), finalize: Callable | None = None,
+                  start_step: int = 0, workers: int = 0, threads: int = 4,
+                  prefetch: int = 2) -> grain.IterDataset:
+    """Infinite, shuffled, batched training stream starting at global step `start_step`."""
+    if len(source) < batch_size:
+        raise ValueError(f"The training split has {len(source)} samples, fewer than "
+                         f"batch_size={batch_size}; lower train.batch_size.")
+    dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat()
+    for op in ops:
+        dataset = dataset.map(op)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    for index, op in enumerate(batch_ops):
+        dataset = dataset.map_with_index(_seeded(op, seed, index))
+    if finalize is not None:
+        dataset = dataset.map(finalize)
+    return _finish(dataset[start_step:], threads, prefetch, workers)
+
+
+def _seeded(op: BatchOp, seed: int, op_index: int):
+    def apply(step: int, batch: dict) -> dict:
+        return op(batch, np.random.default_rng([seed, op_index, step]))
+
+    return apply
+
+
+def eval_dataset(source, *, batch_size: int, ops: Sequence[ElementOp] = (),
+                 finalize: Callable | None = None, threads: int = 4,
+                 prefetch: int = 2) -> grain.IterDataset:
+    """Finite, ordered, batched stream over the whole split (last batch may be smaller)."""
+    dataset = grain.MapDataset.source(source)
+    for op in ops:
+        dataset = dataset.map(op)
+    dataset = dataset.batch(batch_size, drop_remainder=False)
+    if finalize is not None:
+        dataset = dataset.map(finalize)
+    return _finish(dataset, threads, prefetch, 0)
+
+
+def steps_per_epoch(num_samples: int, batch_size: int, cap: int = 0) -> int:
+    steps = max(1, num_samples // batch_size)
+    return min(steps, cap) if cap > 0 else steps

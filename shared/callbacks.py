@@ -1,0 +1,98 @@
+"""Callbacks: atomic resumable backups, a NaN guard that keeps the last good state, best weights.
+
+Keras' BackupAndRestore writes its files in place; a kill during that write leaves a torn
+checkpoint. `AtomicBackupAndRestore` keeps its restore logic and writes through temporary
+files renamed into place. Its metadata also records the pipeline position (the global
+step), the other half of an exact resume.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import keras
+
+from shared.io import atomic_file, atomic_write_json
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore at epoch ends, written atomically, with the pipeline's global step."""
+
+    def __init__(self, backup_dir: str | Path, steps_per_epoch: int):
+        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False,
+                         double_checkpoint=False)
+        self.steps_per_epoch = steps_per_epoch
+        self.unhealthy = False  # set by NaNGuard: never back up broken weights
+
+    def _save_model(self):
+        if self.unhealthy:
+            return
+        with atomic_file(self._weights_path, suffix=".weights.h5") as tmp:
+            self.model.save_weights(str(tmp))
+        atomic_write_json(self._training_metadata_path, {
+            "epoch": self._current_epoch,
+            "batch": self._last_batch_seen,
+            "global_step": self._current_epoch * self.steps_per_epoch,
+            "steps_per_epoch": self.steps_per_epoch,
+        })
+
+
+def read_backup_state(backup_dir: str | Path) -> dict | None:
+    """The metadata of a backup (epoch, global_step, steps_per_epoch), or None if absent."""
+    path = Path(backup_dir) / "training_metadata.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training when the loss is NaN/inf and says where the last good checkpoint is."""
+
+    def __init__(self, backup: AtomicBackupAndRestore | None = None):
+        super().__init__()
+        self.backup = backup
+        self.message = ""
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        self.model.stop_training = True
+        where = "no checkpoint was written yet"
+        if self.backup is not None:
+            self.backup.unhealthy = True
+            state = read_backup_state(self.backup.backup_dir)
+            if state:
+                where = (f"the last good checkpoint (end of epoch {state['epoch']}) is kept in "
+                         f"{self.backup.backup_dir}; fix the cause and rerun with --resume")
+        self.message = (f"Training stopped: the loss became {loss} at epoch {self._epoch + 1}, "
+                        f"step {batch + 1}. {where}. Typical causes: a learning rate that is too "
+                        "high (try --set train.learning_rate=...), float16 overflow (try "
+                        "--precision float32) or bad input values.")
+        print(self.message, flush=True)
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the best epoch (by `monitor`) in an atomically written file."""
+
+    def __init__(self, path: str | Path, monitor: str = "val_loss", mode: str = "min"):
+        super().__init__()
+        self.path, self.monitor, self.mode = Path(path), monitor, mode
+        self.best = math.inf if mode == "min" else -math.inf
+        self.best_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        better = value < self.best if self.mode == "min" else value > self.best
+        if better:
+            self.best, self.best_epoch = float(value), epoch + 1
+            with atomic_file(self.path, suffix=".weights.h5") as tmp:
+                self.model.save_weights(str(tmp))

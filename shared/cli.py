@@ -1,0 +1,143 @@
+"""`kts`: the command line. It parses, sets the backend, and calls one Task method.
+
+    kts list
+    kts <task> <train|evaluate|export|predict|report|run> [options]
+    kts demo [--workdir DIR]
+
+Keras is imported only after `--backend` has set KERAS_BACKEND.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from shared import runtime
+
+COMMANDS = ("train", "evaluate", "export", "predict", "report", "run")
+
+
+def load_task(name: str):
+    from tasks import TASKS
+
+    if name not in TASKS:
+        raise SystemExit(f"Unknown task {name!r}. Expected one of: {', '.join(TASKS)}")
+    return importlib.import_module(TASKS[name]).TASK
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workdir", type=Path, help="run folder (default runs/<task>/<preset>)")
+    parser.add_argument("--data-root", type=Path,
+                        help="data root (default $KTS_DATA, else ../shared/data, else ./data)")
+    parser.add_argument("--backend", choices=runtime.BACKENDS,
+                        help="Keras backend (default $KERAS_BACKEND, else tensorflow)")
+    parser.add_argument("--precision",
+                        choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+                        help="dtype policy (default: the config's train.precision, 'auto')")
+    parser.add_argument("--reports-dir", type=Path, default=Path("reports"),
+                        help="where reports/index.html lists every task's latest report")
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch, less output")
+
+
+def task_parser(task_name: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"kts {task_name}")
+    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("inputs", nargs="*", help="predict: image files")
+    parser.add_argument("--preset", default=None, help="config preset (see --list-presets)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="typed config override, e.g. train.epochs=3")
+    parser.add_argument("--seed", type=int, help="random seed (overrides the config's seed)")
+    parser.add_argument("--resume", action="store_true",
+                        help="train: continue from the run folder's last checkpoint")
+    parser.add_argument("--out", type=Path, help="predict: folder for outputs")
+    _common(parser)
+    return parser
+
+
+def build_run(task, args):
+    from shared import config as config_lib
+    from shared.task import Run, RunDir
+
+    preset = args.preset or "demo"
+    workdir = args.workdir or Path("runs") / task.name / preset
+    run_dir = RunDir(workdir)
+    fresh = args.command in ("train", "run") and not args.resume
+    if fresh or not run_dir.config_json.exists():
+        if not fresh and args.command not in ("train", "run"):
+            run_dir.require_model()  # explains that training comes first
+        cfg = task.make_config(preset, args.overrides, args.seed)
+    else:  # continue an existing run with its saved config
+        cfg = config_lib.load(task.config_class, run_dir.config_json)
+        if args.preset:
+            print(f"Using the config saved in {run_dir.config_json}; --preset {args.preset} "
+                  "is ignored for an existing run.")
+        config_lib.apply_overrides(cfg, args.overrides)
+        if args.seed is not None:
+            cfg.seed = args.seed
+    if args.precision:
+        cfg.train.precision = args.precision
+    if args.command in ("train", "run"):
+        config_lib.save(cfg, run_dir.config_json)
+    return Run(config=cfg, dir=run_dir, data_root=runtime.resolve_data_root(args.data_root),
+               preset=preset, resume=args.resume, quiet=args.quiet,
+               reports_dir=args.reports_dir)
+
+
+def run_task_command(task_name: str, argv: list[str]) -> int:
+    if argv and argv[0] in ("--list-presets", "presets"):
+        print(load_task(task_name).describe_presets())
+        return 0
+    args = task_parser(task_name).parse_args(argv)
+    runtime.select_backend(args.backend)
+    task = load_task(task_name)
+    run = build_run(task, args)
+    runtime.seed_everything(run.config.seed)
+    runtime.set_precision(run.config.train.precision)
+    if args.command == "run":
+        task.run_all(run)
+    elif args.command == "predict":
+        if not args.inputs:
+            raise SystemExit("predict needs one or more input files: "
+                             f"kts {task_name} predict IMG [IMG ...]")
+        task.run_stage(run, "predict", inputs=args.inputs, out=args.out)
+    else:
+        task.run_stage(run, args.command)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from tasks import TASKS
+
+    usage = (f"usage: kts list | kts demo [--workdir DIR] | kts <task> <command> [options]\n"
+             f"tasks: {', '.join(TASKS)}; commands: {', '.join(COMMANDS)}\n"
+             "kts <task> --help for the options; kts <task> --list-presets for the presets")
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage)
+        return 0
+    head, rest = argv[0], argv[1:]
+    try:
+        if head == "list":
+            for name in TASKS:
+                print(name)
+            return 0
+        if head == "demo":
+            from shared.demo import main as demo_main
+
+            return demo_main(rest)
+        if head in TASKS:
+            return run_task_command(head, rest)
+        print(f"Unknown task or command {head!r}.\n{usage}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, ImportError) as err:
+        if os.environ.get("KTS_DEBUG"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Export: `.keras` always; a TF SavedModel with in-graph pre/post-processing when TF is there.
+
+The SavedModel is built in two steps that work from every backend: `model.export()` writes
+the bare model as a SavedModel (JAX goes through jax2tf), which is reloaded and wrapped in
+a `tf.Module` whose serving function adds the task's pre/post-processing (resize, softmax,
+NMS, beam search...) in TensorFlow. TF code lives only here and in the tasks' export
+wrappers; without TF the SavedModel step is skipped with a clear message.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from shared.io import atomic_dir, atomic_file
+from shared.runtime import tensorflow_available
+
+TF_MISSING = ("TensorFlow is not installed, so the SavedModel export was skipped (model.keras "
+              "was written). Install tensorflow-cpu (pip install tensorflow-cpu) to export.")
+
+
+def save_keras(model, path: str | Path) -> Path:
+    """Saves the full model (architecture, weights, compile state) atomically."""
+    path = Path(path)
+    with atomic_file(path, suffix=".keras") as tmp:
+        model.save(str(tmp))
+    return path
+
+
+def export_saved_model(model, export_dir: str | Path,
+                       wrap: Callable[[object], object] | None = None) -> Path | None:
+    """Writes `export_dir` atomically; `wrap(raw)` returns the tf.Module to save, where
+    `raw.serve(x)` runs the bare model. Returns None (after printing why) without TF."""
+    if not tensorflow_available():
+        print(TF_MISSING)
+        return None
+    import tensorflow as tf
+
+    export_dir = Path(export_dir)
+    with tempfile.TemporaryDirectory(prefix="kts-export-") as scratch:
+        raw_dir = Path(scratch) / "raw"
+        model.export(str(raw_dir), format="tf_saved_model", verbose=False)
+        raw = tf.saved_model.load(str(raw_dir))
+        module = wrap(raw) if wrap else raw
+        with atomic_dir(export_dir) as tmp:
+            signatures = getattr(module, "signatures_to_save", None)
+            # Serving needs no gradients; jax2tf's custom gradients cannot be re-saved.
+            options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+            tf.saved_model.save(module, str(tmp), signatures=signatures, options=options)
+    return export_dir
+
+
+def load_saved_model(export_dir: str | Path):
+    if not tensorflow_available():
+        raise ImportError(TF_MISSING)
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(export_dir))

@@ -1,0 +1,125 @@
+"""The Task contract: what every task package provides, and the run folder it writes.
+
+A task subclasses `Task` and implements `train`, `evaluate`, `export`, `report` and
+`predict` over a `Run` (config + folders + options). The CLI only parses arguments and calls
+these; tests call them directly with the `smoke` preset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from shared import config as config_lib
+from shared.io import atomic_write_json
+
+
+@dataclasses.dataclass
+class RunDir:
+    """The folder of one run; every path a task writes is named here."""
+
+    root: Path
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+
+    config_json = property(lambda self: self.root / "config.json")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    logs = property(lambda self: self.root / "logs")
+    history_csv = property(lambda self: self.root / "logs" / "history.csv")
+    model_keras = property(lambda self: self.root / "model.keras")
+    saved_model = property(lambda self: self.root / "export" / "saved_model")
+    evaluation = property(lambda self: self.root / "evaluation")
+    report = property(lambda self: self.root / "report")
+    timings_json = property(lambda self: self.root / "timings.json")
+    training_json = property(lambda self: self.root / "training.json")
+
+    def require_model(self) -> Path:
+        if not self.model_keras.exists():
+            raise FileNotFoundError(
+                f"No trained model at {self.model_keras}. Train first "
+                f"(kts <task> train --workdir {self.root}) or pass the --workdir of a trained run.")
+        return self.model_keras
+
+    def timings(self) -> dict:
+        if self.timings_json.exists():
+            return json.loads(self.timings_json.read_text())
+        return {}
+
+    def record_timing(self, stage: str, seconds: float) -> None:
+        timings = self.timings()
+        timings[stage] = round(seconds, 3)
+        atomic_write_json(self.timings_json, timings)
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything a task stage needs: the config, the run folder and the options."""
+
+    config: object
+    dir: RunDir
+    data_root: Path
+    preset: str = ""
+    resume: bool = False
+    quiet: bool = False
+    reports_dir: Path = Path("reports")
+
+    @property
+    def verbose(self) -> int:
+        return 2 if self.quiet else 1
+
+
+class Task:
+    """Base class of a task. Subclasses set `name`, `config_class`, `presets`."""
+
+    name: str = ""
+    config_class: type = object
+    presets: dict = {}
+    commands = ("train", "evaluate", "export", "predict", "report", "run")
+
+    def make_config(self, preset: str, overrides: list[str], seed: int | None = None):
+        if preset not in self.presets:
+            raise config_lib.ConfigError(
+                f"Unknown preset {preset!r} for {self.name}. Expected one of: "
+                f"{', '.join(self.presets)}")
+        cfg = self.presets[preset]()
+        if seed is not None:
+            cfg.seed = seed
+        return config_lib.apply_overrides(cfg, overrides)
+
+    def describe_presets(self) -> str:
+        lines = []
+        for name, factory in self.presets.items():
+            doc = (factory.__doc__ or "").strip()
+            lines.append(f"{name}:\n    " + "\n    ".join(doc.splitlines()))
+        return "\n".join(lines)
+
+    # Stages; each returns something useful for tests (metrics, paths).
+    def train(self, run: Run):
+        raise NotImplementedError
+
+    def evaluate(self, run: Run) -> dict:
+        raise NotImplementedError
+
+    def export(self, run: Run):
+        raise NotImplementedError
+
+    def report(self, run: Run) -> Path:
+        raise NotImplementedError
+
+    def predict(self, run: Run, inputs: list[str], out: Path | None = None):
+        raise NotImplementedError
+
+    def run_stage(self, run: Run, stage: str, **kwargs):
+        """Runs one stage and records its wall time in the run folder's timings.json."""
+        started = time.perf_counter()
+        result = getattr(self, stage)(run, **kwargs)
+        run.dir.record_timing(stage, time.perf_counter() - started)
+        return result
+
+    def run_all(self, run: Run) -> dict:
+        """train -> evaluate -> export -> report."""
+        return {stage: self.run_stage(run, stage)
+                for stage in ("train", "evaluate", "export", "report")}

@@ -1,0 +1,142 @@
+"""Training glue around `model.fit()`: optimizer + schedule from config, callbacks, resume.
+
+`fit()` is the only training loop. Exact resume after a kill: the atomic backup restores
+weights + optimizer state at the last finished epoch, and the training pipeline is rebuilt
+starting at that epoch's global step (see `pipelines.builder.train_dataset`).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+
+from shared.callbacks import AtomicBackupAndRestore, BestWeights, NaNGuard, read_backup_state
+from shared.config import TrainConfig
+from shared.runtime import tensorflow_available
+
+
+def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int, scale: float = 1.0,
+                           epochs: int | None = None):
+    """Constant, warmup+cosine or step decay, in optimizer steps, over `epochs`."""
+    peak = config.learning_rate * scale
+    total = max(1, (epochs or config.epochs) * steps_per_epoch)
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    if config.schedule == "step":
+        boundaries = [int(e * steps_per_epoch) for e in config.step_decay_epochs]
+        values = [peak * config.step_decay_factor**i for i in range(len(boundaries) + 1)]
+        if not boundaries:
+            return peak
+        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    if config.schedule == "constant" and warmup == 0:
+        return peak
+    alpha = 1.0 if config.schedule == "constant" else 0.0
+    if warmup == 0:
+        return keras.optimizers.schedules.CosineDecay(peak, decay_steps=total, alpha=alpha)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, total - warmup), alpha=alpha, warmup_target=peak,
+        warmup_steps=warmup)
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int, scale: float = 1.0,
+                   epochs: int | None = None):
+    schedule = learning_rate_schedule(config, steps_per_epoch, scale, epochs)
+    clip = {"global_clipnorm": config.gradient_clip_norm} if config.gradient_clip_norm else {}
+    if config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True,
+                                         weight_decay=config.weight_decay or None, **clip)
+    elif config.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(schedule, **clip)
+    else:
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **clip)
+    if config.weight_decay and config.optimizer != "adam":
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
+
+
+def jit_compile_flag(config: TrainConfig):
+    return {"auto": "auto", "true": True, "false": False}[config.jit_compile]
+
+
+def read_history(csv_path: str | Path) -> dict[str, list[float]]:
+    """The full training history from the CSV log (survives resumes)."""
+    path = Path(csv_path)
+    if not path.exists():
+        return {}
+    history: dict[str, list[float]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            for key, value in row.items():
+                if key == "epoch":
+                    continue
+                try:
+                    history.setdefault(key, []).append(float(value))
+                except (TypeError, ValueError):
+                    history.setdefault(key, []).append(float("nan"))
+    return history
+
+
+def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validation_data,
+        config: TrainConfig, steps_per_epoch: int, checkpoints_dir: Path, logs_dir: Path,
+        resume: bool = False, verbose: int = 1, monitor: str = "val_loss",
+        monitor_mode: str = "min", epochs: int | None = None,
+        extra_callbacks: list | None = None) -> dict:
+    """Runs `model.fit` with the suite's callbacks; returns {history, stopped_reason, ...}.
+
+    `make_train_data(start_step)` builds the training stream starting at a global step.
+    Without `resume`, earlier checkpoints and logs in these folders are cleared.
+    """
+    backup_dir = Path(checkpoints_dir) / "backup"
+    epochs = epochs or config.epochs
+    if not resume:
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        shutil.rmtree(Path(logs_dir), ignore_errors=True)
+    Path(logs_dir).mkdir(parents=True, exist_ok=True)
+    state = read_backup_state(backup_dir) if resume else None
+    start_step = 0
+    if state:
+        if state["steps_per_epoch"] != steps_per_epoch:
+            raise ValueError(
+                f"Cannot resume from {backup_dir}: it was written with steps_per_epoch="
+                f"{state['steps_per_epoch']}, this run has {steps_per_epoch} (batch size or data "
+                "changed). Start a new run without --resume.")
+        start_step = state["global_step"]
+        print(f"Resuming from {backup_dir}: epoch {state['epoch']}, step {start_step}.")
+    elif resume:
+        print(f"--resume: no checkpoint in {backup_dir}; starting from scratch.")
+
+    backup = AtomicBackupAndRestore(backup_dir, steps_per_epoch)
+    nan_guard = NaNGuard(backup)
+    callbacks = [
+        backup,
+        nan_guard,
+        keras.callbacks.CSVLogger(str(Path(logs_dir) / "history.csv"), append=bool(state)),
+        BestWeights(Path(checkpoints_dir) / "best.weights.h5", monitor, monitor_mode),
+    ]
+    if tensorflow_available() and importlib.util.find_spec("tensorboard") is not None:
+        callbacks.append(keras.callbacks.TensorBoard(str(Path(logs_dir) / "tensorboard")))
+    if config.early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=monitor_mode, patience=config.early_stopping_patience))
+    callbacks.extend(extra_callbacks or [])
+
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        # Keras cannot know a grain validation set's length and warns when it ends; the
+        # training stream is infinite, so this message never concerns it.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        model.fit(make_train_data(start_step), validation_data=validation_data, epochs=epochs,
+                  steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
+                  shuffle=False)
+    return {
+        "history": read_history(Path(logs_dir) / "history.csv"),
+        "stopped_reason": nan_guard.message or None,
+        "seconds": time.perf_counter() - started,
+        "resumed_from_step": start_step,
+    }

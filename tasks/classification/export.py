@@ -1,0 +1,70 @@
+"""Export stage: a SavedModel that takes uint8 images of any size and returns probabilities
+and class names, with resizing and softmax inside the graph. TensorFlow code (allowed here)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from shared.export import export_saved_model, load_saved_model
+from shared.io import atomic_write_json
+from shared.task import Run
+
+
+def serving_module(raw, image_size: int, channels: int, class_names: list[str]):
+    import tensorflow as tf
+
+    class Classifier(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.raw = raw
+            self.class_names = tf.constant(class_names)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, channels], tf.uint8,
+                                                    name="images")])
+        def serve(self, images):
+            resized = tf.image.resize(tf.cast(images, tf.float32), (image_size, image_size),
+                                      method="bilinear", antialias=True)
+            logits = tf.cast(self.raw.serve(resized), tf.float32)
+            probabilities = tf.nn.softmax(logits, axis=-1)
+            class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            return {"probabilities": probabilities, "class_ids": class_ids,
+                    "scores": tf.reduce_max(probabilities, axis=-1),
+                    "class_names": tf.gather(self.class_names, class_ids)}
+
+    module = Classifier()
+    module.signatures_to_save = {"serving_default": module.serve}
+    return module
+
+
+def export(run: Run):
+    config = run.config
+    model = keras.models.load_model(run.dir.require_model())
+    results_path = run.dir.evaluation / "results.json"
+    class_names = _class_names(run, results_path)
+    size = config.data.image_size
+    channels = int(model.inputs[0].shape[-1])
+    path = export_saved_model(model, run.dir.saved_model,
+                              lambda raw: serving_module(raw, size, channels, class_names))
+    if path is None:
+        return None
+    # Check: the reloaded SavedModel must agree with the Keras model on the same pixels.
+    images = np.random.default_rng(0).integers(0, 256, (4, size, size, channels), np.uint8)
+    served = load_saved_model(path).signatures["serving_default"](images=images)
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(
+        model.predict_on_batch(images.astype(np.float32)), axis=-1))
+    difference = float(np.max(np.abs(served["probabilities"].numpy() - expected)))
+    atomic_write_json(run.dir.root / "export" / "export_check.json",
+                      {"max_abs_difference": difference, "images": 4, "class_names": class_names})
+    print(f"classification export: {path} (max |SavedModel - Keras| = {difference:.2e})")
+    return path
+
+
+def _class_names(run: Run, results_path) -> list[str]:
+    import json
+
+    if results_path.exists():
+        return json.loads(results_path.read_text())["class_names"]
+    from tasks.classification.data import load_splits
+
+    return load_splits(run.config, run.data_root).class_names
