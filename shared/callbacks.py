@@ -26,17 +26,34 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.steps_per_epoch = steps_per_epoch
         self.unhealthy = False  # set by NaNGuard: never back up broken weights
 
+    def _seed_generators(self) -> list:
+        """The random layers' generators (augmentation, dropout): their state is not part of
+        `save_weights`, but an exact resume needs it."""
+        return [generator for layer in self.model._flatten_layers()
+                for generator in getattr(layer, "_seed_generators", [])]
+
     def _save_model(self):
         if self.unhealthy:
             return
         with atomic_file(self._weights_path, suffix=".weights.h5") as tmp:
             self.model.save_weights(str(tmp))
+        seed_states = [keras.ops.convert_to_numpy(g.state).tolist()
+                       for g in self._seed_generators()]
         atomic_write_json(self._training_metadata_path, {
             "epoch": self._current_epoch,
             "batch": self._last_batch_seen,
             "global_step": self._current_epoch * self.steps_per_epoch,
             "steps_per_epoch": self.steps_per_epoch,
+            "seed_states": seed_states,
         })
+
+    def _load_model(self):
+        super()._load_model()
+        state = read_backup_state(self.backup_dir)
+        generators = self._seed_generators()
+        if state and len(state.get("seed_states", [])) == len(generators):
+            for generator, value in zip(generators, state["seed_states"], strict=True):
+                generator.state.assign(keras.ops.convert_to_tensor(value, generator.state.dtype))
 
 
 def read_backup_state(backup_dir: str | Path) -> dict | None:

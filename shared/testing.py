@@ -41,7 +41,8 @@ def check_model(model, x, y, tmp_path: Path, *, atol: float = 1e-5, export: bool
     result = {"loss": float(loss), "keras_path": path, "saved_model": None}
     if export and tensorflow_available():
         export_dir = export_saved_model(model, tmp_path / "saved_model")
-        served = load_saved_model(export_dir).serve(np.asarray(x, np.float32))
+        loaded = load_saved_model(export_dir)  # keep a reference: it owns the variables
+        served = loaded.serve(np.asarray(x, np.float32))
         assert_close(np.asarray(served), expected, max(atol, 1e-4), "SavedModel reload")
         result["saved_model"] = export_dir
     return result

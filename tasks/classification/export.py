@@ -50,7 +50,8 @@ def export(run: Run):
         return None
     # Check: the reloaded SavedModel must agree with the Keras model on the same pixels.
     images = np.random.default_rng(0).integers(0, 256, (4, size, size, channels), np.uint8)
-    served = load_saved_model(path).signatures["serving_default"](images=images)
+    loaded = load_saved_model(path)  # keep a reference: it owns the variables
+    served = loaded.signatures["serving_default"](images=images)
     expected = keras.ops.convert_to_numpy(keras.ops.softmax(
         model.predict_on_batch(images.astype(np.float32)), axis=-1))
     difference = float(np.max(np.abs(served["probabilities"].numpy() - expected)))

@@ -1,0 +1,138 @@
+"""Classification end to end through the CLI, as a user runs it, on the smoke preset."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from shared.cli import main
+from shared.testing import check_model, run_cli
+
+pytestmark = pytest.mark.backend
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, data_root):
+    workdir = tmp_path_factory.mktemp("cls") / "run"
+    assert run_cli("classification", "run", workdir, "--preset", "smoke",
+                   data_root=data_root) == 0
+    return workdir
+
+
+def test_run_writes_every_artifact(smoke_run):
+    for name in ("config.json", "model.keras", "training.json", "timings.json",
+                 "logs/history.csv", "checkpoints/backup/training_metadata.json",
+                 "evaluation/results.json", "report/report.json", "report/index.html",
+                 "report/confusion_matrix.png", "report/training_curves.png"):
+        assert (smoke_run / name).exists(), name
+    report = json.loads((smoke_run / "report/report.json").read_text())
+    assert 0.0 <= report["metrics"]["test accuracy"] <= 1.0
+    assert report["environment"]["backend"] in ("tensorflow", "jax")
+    index = (smoke_run.parent / "reports" / "index.html").read_text()
+    assert "classification" in index
+
+
+def test_smoke_training_learns(smoke_run):
+    history = json.loads((smoke_run / "report/report.json").read_text())
+    results = json.loads((smoke_run / "evaluation/results.json").read_text())
+    assert results["num_samples"] == 256
+    assert results["accuracy"] > 0.5, "three epochs on digits should beat chance (0.1) clearly"
+    assert history["config"]["model"]["name"] == "lenet5"
+
+
+def test_saved_model_agrees_with_keras(smoke_run):
+    pytest.importorskip("tensorflow")
+    check = json.loads((smoke_run / "export/export_check.json").read_text())
+    assert check["max_abs_difference"] < 1e-4
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(smoke_run / "export/saved_model")).signatures[
+        "serving_default"]
+    out = serve(images=tf.zeros((2, 40, 30, 1), tf.uint8))  # any size: resized in the graph
+    assert out["probabilities"].shape == (2, 10)
+    assert out["class_names"].dtype == tf.string
+
+
+def test_predict_on_image_files(smoke_run, tmp_path, capsys):
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(np.full((20, 20), 40 * i, np.uint8)).save(path)
+        paths.append(str(path))
+    assert run_cli("classification", "predict", smoke_run, *paths, "--out",
+                   str(tmp_path / "out")) == 0
+    predictions = json.loads((tmp_path / "out/predictions.json").read_text())
+    assert len(predictions) == 2 and len(predictions[0]["top"]) == 5
+
+
+def test_predict_on_a_broken_file_names_it(smoke_run, tmp_path, capsys):
+    bad = tmp_path / "broken.png"
+    bad.write_text("not an image")
+    code = main(["classification", "predict", str(bad), "--workdir", str(smoke_run)])
+    assert code == 2
+    assert "broken.png: not a readable image" in capsys.readouterr().err
+
+
+def test_resume_after_a_kill_is_exact(tmp_path, data_root, monkeypatch):
+    """Kill training after epoch 1; `--resume` must end with the same weights as a run that
+    was never interrupted (weights, optimizer, augmentation RNG and pipeline position)."""
+    import keras
+
+    import shared.training
+
+    args = ("--preset", "smoke", "--set", "train.epochs=3", "--set", "augment.translate=0.1",
+            "--set", "data.limit=96")
+    assert run_cli("classification", "train", tmp_path / "straight", *args,
+                   data_root=data_root) == 0
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("simulated kill")
+
+    real_fit = shared.training.fit
+    monkeypatch.setattr(shared.training, "fit",
+                        lambda *a, **k: real_fit(*a, **{**k, "extra_callbacks": [Kill()]}))
+    with pytest.raises(KeyboardInterrupt):
+        run_cli("classification", "train", tmp_path / "killed", *args, data_root=data_root)
+    monkeypatch.setattr(shared.training, "fit", real_fit)
+    assert not (tmp_path / "killed/model.keras").exists()
+    assert run_cli("classification", "train", tmp_path / "killed", "--resume",
+                   data_root=data_root) == 0
+
+    straight = keras.models.load_model(tmp_path / "straight/model.keras")
+    resumed = keras.models.load_model(tmp_path / "killed/model.keras")
+    for a, b in zip(straight.weights, resumed.weights, strict=True):
+        np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-6, err_msg=a.path)
+    history = (tmp_path / "killed/logs/history.csv").read_text().strip().splitlines()
+    assert len(history) == 1 + 3  # header + three epochs across the two processes
+
+
+def test_model_harness_on_the_classifier(tmp_path):
+    import keras
+
+    from tasks.classification.models import build_classifier
+
+    model = build_classifier("lenet5", (16, 16, 1), 4)
+    model.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 16, 16, 1)).astype(np.float32)
+    y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 8)]
+    check_model(model, x, y, tmp_path)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["classification", "train", "--preset", "nope"], "Unknown preset 'nope'"),
+    (["classification", "train", "--preset", "smoke", "--set", "train.epocs=1"],
+     "has no field 'epocs'"),
+    (["classification", "train", "--preset", "olivetti", "--data-root", "/nonexistent"],
+     "/nonexistent/olivetti-faces"),
+    (["classification", "evaluate", "--workdir", "/nonexistent/run"], "No trained model"),
+    (["nosuchtask", "train"], "Unknown task or command"),
+])
+def test_user_errors_are_one_clear_line(argv, message, capsys, tmp_path):
+    if "--workdir" not in argv:
+        argv = argv + ["--workdir", str(tmp_path / "w")]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
