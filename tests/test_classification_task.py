@@ -36,8 +36,8 @@ def test_run_writes_every_artifact(smoke_run):
 def test_smoke_training_learns(smoke_run):
     history = json.loads((smoke_run / "report/report.json").read_text())
     results = json.loads((smoke_run / "evaluation/results.json").read_text())
-    assert results["num_samples"] == 256
-    assert results["accuracy"] > 0.5, "three epochs on digits should beat chance (0.1) clearly"
+    assert results["num_samples"] == 359  # the whole fixed digits test split
+    assert results["accuracy"] > 0.6, "four epochs on digits should beat chance (0.1) clearly"
     assert history["config"]["model"]["name"] == "lenet5"
 
 

@@ -22,19 +22,10 @@ from keras import layers
 from tasks.classification import resnet
 
 APPLICATIONS_MIN_SIDE = 32
-# keras.applications "caffe" preprocessing: RGB -> BGR, then subtract ImageNet BGR means.
+# keras.applications "caffe" preprocessing: RGB -> BGR, then subtract these BGR means.
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 
 Builder = Callable[[tuple[int, int, int], float], keras.Model]
-
-
-@keras.saving.register_keras_serializable(package="keras_task_suite")
-class CaffePreprocessing(layers.Layer):
-    """`keras.applications.imagenet_utils.preprocess_input(mode="caffe")` as a layer."""
-
-    def call(self, inputs):
-        bgr = keras.ops.flip(inputs, axis=-1)
-        return bgr - keras.ops.convert_to_tensor(CAFFE_BGR_MEAN, dtype=bgr.dtype)
 
 
 def lenet5(input_shape: tuple[int, int, int], width_multiplier: float = 1.0) -> keras.Model:
@@ -47,14 +38,20 @@ def lenet5(input_shape: tuple[int, int, int], width_multiplier: float = 1.0) -> 
     """
     inputs = keras.Input(shape=input_shape, name="backbone_input")
     outputs = layers.Conv2D(
-        resnet.scaled_filters(6, width_multiplier), 5, padding="same",
-        activation="relu", name="conv1",
+        resnet.scaled_filters(6, width_multiplier),
+        5,
+        padding="same",
+        activation="relu",
+        name="conv1",
     )(inputs)
     outputs = layers.AveragePooling2D(2, name="pool1")(outputs)
     second_padding = "valid" if min(outputs.shape[1], outputs.shape[2]) >= 6 else "same"
     outputs = layers.Conv2D(
-        resnet.scaled_filters(16, width_multiplier), 5, padding=second_padding,
-        activation="relu", name="conv2",
+        resnet.scaled_filters(16, width_multiplier),
+        5,
+        padding=second_padding,
+        activation="relu",
+        name="conv2",
     )(outputs)
     outputs = layers.AveragePooling2D(2, name="pool2")(outputs)
     return keras.Model(inputs, outputs, name="backbone")
@@ -72,30 +69,24 @@ def resnet50(input_shape: tuple[int, int, int], width_multiplier: float = 1.0) -
     """`keras.applications.ResNet50` without its top, randomly initialised."""
     _check_min_side("resnet50", input_shape)
     if width_multiplier != 1.0:
-        raise ValueError(
-            f"resnet50 does not support width_multiplier. "
-            f"Received: width_multiplier={width_multiplier}"
-        )
-    return keras.applications.ResNet50(
-        include_top=False, weights=None, input_shape=input_shape, name="backbone"
-    )
+        raise ValueError(f"resnet50 does not support width_multiplier. Received: width_multiplier={width_multiplier}")
+    return keras.applications.ResNet50(include_top=False, weights=None, input_shape=input_shape, name="backbone")
 
 
-def mobilenetv2(
-    input_shape: tuple[int, int, int], width_multiplier: float = 1.0
-) -> keras.Model:
+def mobilenetv2(input_shape: tuple[int, int, int], width_multiplier: float = 1.0) -> keras.Model:
     """`keras.applications.MobileNetV2` without its top; width_multiplier is alpha."""
     _check_min_side("mobilenetv2", input_shape)
     return keras.applications.MobileNetV2(
-        input_shape=input_shape, alpha=width_multiplier, include_top=False,
-        weights=None, name="backbone",
+        input_shape=input_shape,
+        alpha=width_multiplier,
+        include_top=False,
+        weights=None,
+        name="backbone",
     )
 
 
 def _cifar(depth: int) -> Builder:
-    return lambda input_shape, width_multiplier=1.0: resnet.cifar_resnet(
-        depth, input_shape, width_multiplier
-    )
+    return lambda input_shape, width_multiplier=1.0: resnet.cifar_resnet(depth, input_shape, width_multiplier)
 
 
 def _basic(blocks_per_stage: tuple[int, ...]) -> Builder:
@@ -179,13 +170,23 @@ def build_backbone(
     return backbone
 
 
-def _preprocessing(name: str) -> layers.Layer:
-    """Maps 0..255 images to the backbone's input range (float32 even under mixed)."""
-    if name == "resnet50":
-        return CaffePreprocessing(dtype="float32", name="preprocessing")
+def preprocessing_layer(name: str) -> layers.Layer:
+    """Maps 0..255 RGB images to the range backbone `name` expects, named "preprocessing".
+
+    Ours: [0, 1]. mobilenetv2: [-1, 1] (keras.applications "tf" mode). resnet50: RGB ->
+    BGR and ImageNet mean subtraction ("caffe" mode), as a small functional model of a
+    flip op and a fixed-constant Normalization, so it serializes without custom objects
+    (the classifier loads with plain `keras.models.load_model`). Always float32.
+    """
+    _check_name(name)
     if name == "mobilenetv2":
         return layers.Rescaling(1 / 127.5, offset=-1.0, dtype="float32", name="preprocessing")
-    return layers.Rescaling(1 / 255.0, dtype="float32", name="preprocessing")
+    if name != "resnet50":
+        return layers.Rescaling(1 / 255.0, dtype="float32", name="preprocessing")
+    rgb = keras.Input(shape=(None, None, 3), dtype="float32", name="rgb")
+    bgr = keras.ops.flip(rgb, axis=-1)
+    centered = layers.Normalization(mean=CAFFE_BGR_MEAN, variance=(1.0, 1.0, 1.0), dtype="float32")(bgr)
+    return keras.Model(rgb, centered, name="preprocessing")
 
 
 def build_classifier(
@@ -206,14 +207,14 @@ def build_classifier(
     """
     if not 0.0 <= dropout_rate < 1.0:
         raise ValueError(f"dropout_rate must be in [0, 1). Received: {dropout_rate}")
-    backbone = build_backbone(
-        name, input_shape, weights=weights, width_multiplier=width_multiplier
-    )
+    if name == "resnet50" and input_shape[-1] != 3:
+        raise ValueError(f"resnet50 preprocessing expects RGB images (3 channels). Received: input_shape={input_shape}")
+    backbone = build_backbone(name, input_shape, weights=weights, width_multiplier=width_multiplier)
     image = keras.Input(shape=tuple(input_shape), dtype="float32", name="image")
     features = image
     if augmentation is not None:
         features = augmentation(features)
-    features = _preprocessing(name)(features)
+    features = preprocessing_layer(name)(features)
     # No `training` argument: BN follows the backbone's `trainable` (module docstring).
     features = backbone(features)
     if name == "lenet5":

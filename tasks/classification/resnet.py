@@ -30,9 +30,7 @@ def scaled_filters(filters: int, width_multiplier: float) -> int:
     return max(1, int(round(filters * width_multiplier)))
 
 
-def _conv_bn(
-    inputs: keras.KerasTensor, filters: int, kernel_size: int, strides: int, name: str
-) -> keras.KerasTensor:
+def _conv_bn(inputs: keras.KerasTensor, filters: int, kernel_size: int, strides: int, name: str) -> keras.KerasTensor:
     outputs = layers.Conv2D(
         filters,
         kernel_size,
@@ -42,14 +40,12 @@ def _conv_bn(
         kernel_initializer="he_normal",
         name=f"{name}_conv",
     )(inputs)
-    return layers.BatchNormalization(
-        momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=f"{name}_bn"
-    )(outputs)
+    return layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=f"{name}_bn")(
+        outputs
+    )
 
 
-def basic_block(
-    inputs: keras.KerasTensor, filters: int, strides: int, name: str
-) -> keras.KerasTensor:
+def basic_block(inputs: keras.KerasTensor, filters: int, strides: int, name: str) -> keras.KerasTensor:
     """conv3x3-BN-ReLU-conv3x3-BN + shortcut, then ReLU."""
     outputs = _conv_bn(inputs, filters, 3, strides, f"{name}_1")
     outputs = layers.ReLU(name=f"{name}_1_relu")(outputs)
@@ -74,15 +70,11 @@ def _resnet(
     if imagenet_stem:
         outputs = _conv_bn(inputs, stem_filters, 7, 2, "stem")
         outputs = layers.ReLU(name="stem_relu")(outputs)
-        outputs = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(
-            outputs
-        )
+        outputs = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(outputs)
     else:
         outputs = _conv_bn(inputs, stem_filters, 3, 1, "stem")
         outputs = layers.ReLU(name="stem_relu")(outputs)
-    for stage_index, (filters, num_blocks) in enumerate(
-        zip(stage_filters, blocks_per_stage)
-    ):
+    for stage_index, (filters, num_blocks) in enumerate(zip(stage_filters, blocks_per_stage)):
         for block_index in range(num_blocks):
             strides = 2 if stage_index > 0 and block_index == 0 else 1
             outputs = basic_block(
@@ -94,9 +86,7 @@ def _resnet(
     return keras.Model(inputs, outputs, name=name)
 
 
-def cifar_resnet(
-    depth: int, input_shape: tuple[int, int, int], width_multiplier: float = 1.0
-) -> keras.Model:
+def cifar_resnet(depth: int, input_shape: tuple[int, int, int], width_multiplier: float = 1.0) -> keras.Model:
     """CIFAR ResNet-`depth` (depth = 6n + 2) feature extractor named "backbone"."""
     if (depth - 2) % 6 != 0:
         raise ValueError(f"CIFAR ResNet depth must be 6n + 2. Received: depth={depth}")
