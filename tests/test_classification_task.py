@@ -80,6 +80,7 @@ def test_resume_after_a_kill_is_exact(tmp_path, data_root, monkeypatch):
     import keras
 
     import shared.training
+    import tasks.classification.layers  # noqa: F401 - registers the custom layers
 
     args = ("--preset", "smoke", "--set", "train.epochs=3", "--set", "augment.translate=0.1",
             "--set", "data.limit=96")
@@ -136,3 +137,17 @@ def test_user_errors_are_one_clear_line(argv, message, capsys, tmp_path):
         argv = argv + ["--workdir", str(tmp_path / "w")]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_augmentation_runs_only_when_training():
+    """Keras' random layers default to training=True; ours must be identity unless told."""
+    from tasks.classification.config import AugmentConfig
+    from tasks.classification.models import build_classifier
+    from tasks.classification.training import augmentation_layers
+
+    augmentation = augmentation_layers(AugmentConfig(flip=True, translate=0.2, zoom=0.2), 0)
+    model = build_classifier("lenet5", (16, 16, 1), 3, augmentation=augmentation)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 1)).astype(np.float32)
+    plain = np.array(model(x))
+    np.testing.assert_allclose(plain, np.array(model(x, training=False)), atol=1e-6)
+    assert np.abs(np.array(augmentation(x, training=True)) - x).max() > 1.0

@@ -91,6 +91,7 @@ def smoke() -> ClassificationConfig:
     on both backends (it must learn)."""
     cfg = ClassificationConfig()
     cfg.data = DataConfig(source="digits", image_size=16, limit=512, val_fraction=0.2)
+    cfg.augment = AugmentConfig(translate=0.1)  # so the export check covers augmentation
     cfg.model = ModelConfig(name="lenet5")
     cfg.train = TrainConfig(epochs=4, batch_size=32, learning_rate=5e-3, jit_compile="false")
     cfg.eval = EvalConfig(batch_size=64, misclassified=8)

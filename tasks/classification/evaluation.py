@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-import keras
 import numpy as np
 
 from shared.io import atomic_file, atomic_write_json
 from shared.task import Run
 from tasks.classification import data as data_lib
+from tasks.classification.layers import load_model
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -60,7 +60,7 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray, class_
 
 def evaluate(run: Run) -> dict:
     config = run.config
-    model = keras.models.load_model(run.dir.require_model())
+    model = load_model(run.dir.require_model())
     splits = data_lib.load_splits(config, run.data_root)
     stream = data_lib.eval_stream(config, splits.test, len(splits.class_names),
                                   config.eval.batch_size)

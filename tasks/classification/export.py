@@ -9,6 +9,9 @@ import numpy as np
 from shared.export import export_saved_model, load_saved_model
 from shared.io import atomic_write_json
 from shared.task import Run
+from tasks.classification.layers import load_model
+
+EXPORT_TOLERANCE = 1e-3  # probabilities; float32 graphs agree to ~1e-6
 
 
 def serving_module(raw, image_size: int, channels: int, class_names: list[str]):
@@ -39,7 +42,7 @@ def serving_module(raw, image_size: int, channels: int, class_names: list[str]):
 
 def export(run: Run):
     config = run.config
-    model = keras.models.load_model(run.dir.require_model())
+    model = load_model(run.dir.require_model())
     results_path = run.dir.evaluation / "results.json"
     class_names = _class_names(run, results_path)
     size = config.data.image_size
@@ -57,6 +60,10 @@ def export(run: Run):
     difference = float(np.max(np.abs(served["probabilities"].numpy() - expected)))
     atomic_write_json(run.dir.root / "export" / "export_check.json",
                       {"max_abs_difference": difference, "images": 4, "class_names": class_names})
+    if difference > EXPORT_TOLERANCE:
+        raise ValueError(f"The exported SavedModel at {path} disagrees with the Keras model: "
+                         f"max |probability difference| = {difference:.3g} > {EXPORT_TOLERANCE}. "
+                         "This is a bug; please report it with the run's config.json.")
     print(f"classification export: {path} (max |SavedModel - Keras| = {difference:.2e})")
     return path
 

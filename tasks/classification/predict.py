@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import keras
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from shared.io import atomic_write_json
 from shared.task import Run
 from tasks.classification.evaluation import softmax
+from tasks.classification.layers import load_model
 
 
 def read_image(path: str, size: int, channels: int) -> np.ndarray:
@@ -28,7 +28,7 @@ def read_image(path: str, size: int, channels: int) -> np.ndarray:
 
 
 def predict(run: Run, inputs: list[str], out: Path | None = None) -> list[dict]:
-    model = keras.models.load_model(run.dir.require_model())
+    model = load_model(run.dir.require_model())
     results_path = run.dir.evaluation / "results.json"
     channels = int(model.inputs[0].shape[-1])
     size = run.config.data.image_size

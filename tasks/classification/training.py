@@ -10,6 +10,7 @@ from shared.io import atomic_write_json
 from shared.task import Run
 from tasks.classification import data as data_lib
 from tasks.classification.config import AugmentConfig, ClassificationConfig
+from tasks.classification.layers import TrainingOnly
 from tasks.classification.models import build_classifier, set_backbone_trainable
 
 
@@ -26,7 +27,9 @@ def augmentation_layers(cfg: AugmentConfig, seed: int) -> keras.Sequential | Non
                                                   seed=seed + 2))
     if cfg.zoom > 0:
         layers.append(keras.layers.RandomZoom(cfg.zoom, fill_mode="nearest", seed=seed + 3))
-    return keras.Sequential(layers, name="augmentation") if layers else None
+    if not layers:
+        return None
+    return TrainingOnly(keras.Sequential(layers, name="random_layers"), name="augmentation")
 
 
 def build_model(config: ClassificationConfig, splits: data_lib.Splits) -> keras.Model:
