@@ -14,6 +14,8 @@ from tasks.classification.models import (
     set_backbone_trainable,
 )
 
+pytestmark = pytest.mark.backend  # `make test` runs these again under JAX
+
 NUM_CLASSES = 10  # the same everywhere, so JAX compiles each head initializer once
 # Smallest sensible input and width per backbone. Widths are shared between tests on
 # purpose: under JAX, initialising a variable of a new shape costs a compilation, so
@@ -64,11 +66,15 @@ def test_every_backbone_gives_float32_logits(name):
     assert np.all(np.isfinite(numpy(logits)))
 
 
-def test_resnet18_stem_depends_on_input_size():
-    cifar = build_backbone("resnet18", (32, 32, 3))
-    imagenet = build_backbone("resnet18", (72, 72, 3))
-    assert tuple(cifar.output.shape[1:3]) == (4, 4)  # stride 8: 3x3 stride-1 stem
-    assert tuple(imagenet.output.shape[1:3]) == (3, 3)  # stride 32: 7x7/2 + max-pool/2
+def test_feature_map_shapes():
+    # ResNet-18 stem: CIFAR (3x3 stride 1, overall stride 8) up to 64x64, else ImageNet
+    # (7x7/2 conv + 3x3/2 max-pool, overall stride 32).
+    assert tuple(build_backbone("resnet18", (32, 32, 3)).output.shape[1:]) == (4, 4, 512)
+    assert tuple(build_backbone("resnet18", (72, 72, 3)).output.shape[1:]) == (3, 3, 512)
+    # LeNet-5: 28 -> 14 -> 10 -> 5 (the classic 16x5x5), and 8 -> 4 -> 4 ("same") -> 2.
+    assert tuple(build_backbone("lenet5", (28, 28, 1)).output.shape[1:]) == (5, 5, 16)
+    assert tuple(build_backbone("lenet5", (8, 8, 1)).output.shape[1:]) == (2, 2, 16)
+    assert tuple(build_backbone("resnet20", (32, 32, 3)).output.shape[1:]) == (8, 8, 64)
 
 
 def test_mixed_bfloat16_still_gives_float32_logits(restore_dtype_policy):
@@ -91,9 +97,9 @@ def test_parameter_counts():
     resnet18 = build_classifier("resnet18", (32, 32, 3), NUM_CLASSES)
     assert count_trainable(resnet18) == 11_173_962
     assert resnet18.count_params() == 11_173_962 + 2 * 4_800
-    # CIFAR ResNet-20 with projection shortcuts: ~0.27M (He et al. 2016, table 6).
+    # CIFAR ResNet-20 with projection shortcuts: 0.27M, as in He et al. 2016, table 6.
     resnet20 = build_classifier("resnet20", (32, 32, 3), NUM_CLASSES)
-    assert count_trainable(resnet20) == pytest.approx(0.27e6, rel=0.02)
+    assert count_trainable(resnet20) == 272_474
 
 
 def test_frozen_backbone_keeps_bn_statistics_and_trains_head():
@@ -138,6 +144,9 @@ def test_frozen_backbone_keeps_bn_statistics_and_trains_head():
 def test_backbone_weights_round_trip(tmp_path, file_name):
     input_shape, _ = SMALL_CONFIGS["resnet20"]
     source = build_classifier("resnet20", input_shape, NUM_CLASSES)
+    rng = np.random.default_rng(1)
+    for variable in source.get_layer("backbone").non_trainable_weights:  # BN statistics
+        variable.assign(rng.uniform(0.5, 1.5, variable.shape).astype("float32"))
     path = str(tmp_path / file_name)
     if file_name.endswith(".keras"):
         source.save(path)

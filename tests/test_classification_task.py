@@ -151,3 +151,25 @@ def test_augmentation_runs_only_when_training():
     plain = np.array(model(x))
     np.testing.assert_allclose(plain, np.array(model(x, training=False)), atol=1e-6)
     assert np.abs(np.array(augmentation(x, training=True)) - x).max() > 1.0
+
+
+def test_transfer_learning_freezes_then_fine_tunes(smoke_run, tmp_path, data_root):
+    """Backbone weights from an earlier run, one frozen epoch, then fine-tuning."""
+    import keras
+
+    import tasks.classification.layers  # noqa: F401 - registers the custom layers
+
+    source = keras.models.load_model(smoke_run / "model.keras")
+    assert run_cli("classification", "run", tmp_path / "tl", "--preset", "smoke",
+                   "--set", f"model.weights={smoke_run / 'model.keras'}",
+                   "--set", "model.freeze_epochs=1", "--set", "train.epochs=2",
+                   data_root=data_root) == 0
+    frozen = (tmp_path / "tl/logs/frozen/history.csv").read_text().strip().splitlines()
+    tuned = (tmp_path / "tl/logs/fine_tune/history.csv").read_text().strip().splitlines()
+    assert len(frozen) == 2 and len(tuned) == 2  # header + one epoch each
+    report = json.loads((tmp_path / "tl/report/report.json").read_text())
+    assert report["metrics"]["test accuracy"] > 0.6  # starts from a trained backbone
+    trained = keras.models.load_model(tmp_path / "tl/model.keras")
+    first = [w for w in trained.get_layer("backbone").weights if "kernel" in w.path][0]
+    original = [w for w in source.get_layer("backbone").weights if "kernel" in w.path][0]
+    assert not np.allclose(np.array(first), np.array(original)), "fine-tuning changed nothing"

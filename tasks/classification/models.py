@@ -19,6 +19,7 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from tasks.classification import layers as _registered_layers  # noqa: F401 - TrainingOnly
 from tasks.classification import resnet
 
 APPLICATIONS_MIN_SIDE = 32
