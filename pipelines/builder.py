@@ -8,6 +8,7 @@ whole iterator state is the global step, which the checkpoint stores.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import grain
@@ -33,15 +34,40 @@ def train_dataset(source, *, batch_size: int, seed: int, ops: Sequence[ElementOp
     if len(source) < batch_size:
         raise ValueError(f"The training split has {len(source)} samples, fewer than "
                          f"batch_size={batch_size}; lower train.batch_size.")
-    dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat()
-    for op in ops:
-        dataset = dataset.map(op)
-    dataset = dataset.batch(batch_size, drop_remainder=True)
+    if hasattr(source, "gather") and all(hasattr(op, "batched") for op in ops):
+        dataset = _gathered_batches(source, batch_size, seed, ops)
+    else:
+        dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat()
+        for op in ops:
+            dataset = dataset.map(op)
+        dataset = dataset.batch(batch_size, drop_remainder=True)
     for index, op in enumerate(batch_ops):
         dataset = dataset.map_with_index(_seeded(op, seed, index))
     if finalize is not None:
         dataset = dataset.map(finalize)
     return _finish(dataset[start_step:], threads, prefetch, workers)
+
+
+def _gathered_batches(source, batch_size: int, seed: int, ops) -> grain.MapDataset:
+    """Vectorised path for in-memory sources: batch S is one numpy gather of the indices
+    perm(epoch)[k*B:(k+1)*B], where perm(epoch) is a seeded permutation per epoch (the
+    remainder of each epoch is dropped). Same contract as the per-element path: a pure
+    function of (source, seed, S), so resuming is still slicing; ~100x less Python work."""
+    per_epoch = len(source) // batch_size
+
+    @functools.lru_cache(maxsize=2)
+    def permutation(epoch: int) -> np.ndarray:
+        return np.random.default_rng([seed, epoch]).permutation(len(source))
+
+    def batch_at(step: int) -> dict:
+        epoch, position = divmod(int(step), per_epoch)
+        indices = permutation(epoch)[position * batch_size:(position + 1) * batch_size]
+        batch = source.gather(indices)
+        for op in ops:
+            batch = op.batched(batch)
+        return batch
+
+    return grain.MapDataset.range(0, 2**62).map(batch_at)
 
 
 def _seeded(op: BatchOp, seed: int, op_index: int):

@@ -1,9 +1,11 @@
 """Small pure per-element and per-batch ops (dict -> dict) for the pipeline builder.
 
 Elements are dicts `{"image": uint8 HxWxC, "label": int32, "weight": float32}`; batches have
-the same keys with a leading batch axis. Ops never touch global random state: random batch
-ops take a `numpy.random.Generator` that the builder derives from (seed, step), so a
-pipeline restarted at step S yields exactly what it yielded the first time.
+the same keys with a leading batch axis. An element op may carry `op.batched`, the same
+transform on a whole batch, which the builder's vectorised path for in-memory sources uses.
+Ops never touch global random state: random batch ops take a `numpy.random.Generator` that
+the builder derives from (seed, step), so a pipeline restarted at step S yields exactly
+what it yielded the first time.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def resize(size: tuple[int, int]):
         out = np.asarray(pil.resize((width, height), Image.BILINEAR), dtype=np.uint8)
         return {**element, "image": out.reshape(height, width, channels)}
 
+    op.batched = lambda batch: {**batch, "image": resize_array(batch["image"], size)}
     return op
 
 
@@ -42,6 +45,8 @@ def one_hot(num_classes: int):
         label[int(element["label"])] = 1.0
         return {**element, "label": label}
 
+    identity = np.eye(num_classes, dtype=np.float32)
+    op.batched = lambda batch: {**batch, "label": identity[np.asarray(batch["label"], int)]}
     return op
 
 

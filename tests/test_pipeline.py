@@ -1,15 +1,35 @@
 """The grain builder: determinism by seed, exact resume by step, per-epoch reshuffle."""
 
 import numpy as np
+import pytest
 
 from pipelines import builder, ops
 from pipelines.sources import ArraySource
 
 
-def _source(count=20, size=4):
+class PerElement:
+    """A source without `gather`: forces the builder's per-element (grain shuffle) path."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, index):
+        return self.source[index]
+
+
+@pytest.fixture(params=["vectorised", "per_element"])
+def path(request):
+    return request.param
+
+
+def _source(count=20, size=4, path="vectorised"):
     images = np.arange(count, dtype=np.uint8)[:, None, None, None] * np.ones((1, size, size, 1),
                                                                              np.uint8)
-    return ArraySource(images, np.arange(count) % 5, [str(i) for i in range(5)])
+    source = ArraySource(images, np.arange(count) % 5, [str(i) for i in range(5)])
+    return source if path == "vectorised" else PerElement(source)
 
 
 def _ids(batch):
@@ -21,25 +41,28 @@ def _take(dataset, count):
     return [next(iterator) for _ in range(count)]
 
 
-def test_same_seed_same_stream_other_seed_other_stream():
-    first = [_ids(b) for b in _take(builder.train_dataset(_source(), batch_size=4, seed=1), 10)]
-    again = [_ids(b) for b in _take(builder.train_dataset(_source(), batch_size=4, seed=1), 10)]
-    other = [_ids(b) for b in _take(builder.train_dataset(_source(), batch_size=4, seed=2), 10)]
+def test_same_seed_same_stream_other_seed_other_stream(path):
+    def stream(seed):
+        dataset = builder.train_dataset(_source(path=path), batch_size=4, seed=seed)
+        return [_ids(b) for b in _take(dataset, 10)]
+
+    first, again, other = stream(1), stream(1), stream(2)
     assert first == again and first != other
 
 
-def test_each_epoch_is_a_new_permutation_of_every_sample():
-    batches = [_ids(b) for b in _take(builder.train_dataset(_source(), batch_size=5, seed=0), 8)]
+def test_each_epoch_is_a_new_permutation_of_every_sample(path):
+    dataset = builder.train_dataset(_source(path=path), batch_size=5, seed=0)
+    batches = [_ids(b) for b in _take(dataset, 8)]
     epoch1, epoch2 = sum(batches[:4], []), sum(batches[4:], [])
     assert sorted(epoch1) == list(range(20)) == sorted(epoch2)
     assert epoch1 != epoch2
 
 
-def test_resume_at_step_continues_the_same_stream():
+def test_resume_at_step_continues_the_same_stream(path):
     mix = ops.mixup_or_cutmix(0.4, 0.0)
-    kwargs = dict(batch_size=4, seed=3, ops=[ops.one_hot(5)], batch_ops=[mix])
-    full = _take(builder.train_dataset(_source(), **kwargs), 12)
-    resumed = _take(builder.train_dataset(_source(), start_step=7, **kwargs), 5)
+    kwargs = dict(batch_size=4, seed=3, ops=[ops.resize((4, 4)), ops.one_hot(5)], batch_ops=[mix])
+    full = _take(builder.train_dataset(_source(path=path), **kwargs), 12)
+    resumed = _take(builder.train_dataset(_source(path=path), start_step=7, **kwargs), 5)
     for a, b in zip(full[7:], resumed, strict=True):
         np.testing.assert_array_equal(a["image"], b["image"])
         np.testing.assert_array_equal(a["label"], b["label"])
@@ -67,8 +90,17 @@ def test_resize_op_keeps_channels():
     assert ops.resize_array(np.zeros((3, 8, 8, 3), np.uint8), (4, 4)).shape == (3, 4, 4, 3)
 
 
-def test_too_small_split_is_a_clear_error():
-    import pytest
+def test_vectorised_and_per_element_paths_yield_the_same_kind_of_batch():
+    kwargs = dict(batch_size=4, seed=0, ops=[ops.resize((8, 8)), ops.one_hot(5)],
+                  finalize=ops.to_fit_tuple)
+    for source in (_source(), _source(path="per_element")):
+        images, labels, weights = next(iter(builder.train_dataset(source, **kwargs)))
+        assert images.shape == (4, 8, 8, 1) and images.dtype == np.uint8
+        assert labels.shape == (4, 5) and labels.dtype == np.float32
+        np.testing.assert_array_equal(labels.sum(-1), 1.0)
+        assert weights.shape == (4,) and weights.dtype == np.float32
 
+
+def test_too_small_split_is_a_clear_error():
     with pytest.raises(ValueError, match="fewer than batch_size=64"):
         builder.train_dataset(_source(), batch_size=64, seed=0)

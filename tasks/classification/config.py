@@ -99,12 +99,13 @@ def smoke() -> ClassificationConfig:
 
 
 def digits() -> ClassificationConfig:
-    """scikit-learn digits (1797 8x8 images), CIFAR ResNet-20 on 16x16, shift augmentation.
+    """scikit-learn digits (1797 8x8 images), CIFAR ResNet-20 on 32x32 (upsampled), shift/
+    rotate/zoom augmentation, all 1438 training images (no validation split).
     Command: kts classification run --preset digits
-    Expect: test accuracy >= 99% on the fixed 20% test split (360 images); ~4 min on 2 CPU
-    cores."""
+    Expect: test accuracy >= 99% on the fixed 20% test split (359 images); measured 99.16%
+    (3 mistakes), seed 0, TF on 2 CPU cores, 2.5 min of training."""
     cfg = ClassificationConfig()
-    cfg.data = DataConfig(source="digits", image_size=16, val_fraction=0.1)
+    cfg.data = DataConfig(source="digits", image_size=32, val_fraction=0.0)
     cfg.augment = AugmentConfig(translate=0.12, rotate=0.03, zoom=0.1)
     cfg.model = ModelConfig(name="resnet20")
     cfg.train = TrainConfig(epochs=40, batch_size=64, optimizer="adamw", learning_rate=3e-3,
@@ -143,10 +144,11 @@ def bccd() -> ClassificationConfig:
 
 
 def demo() -> ClassificationConfig:
-    """`make demo`: the digits task at demo scale (ResNet-20, 15 epochs).
+    """`make demo`: the digits task at demo scale (ResNet-20 on 16x16, 15 epochs).
     Command: kts classification run --preset demo
-    Expect: test accuracy ~98-99%; ~1.5 min on 2 CPU cores."""
+    Expect: test accuracy ~98-99%; ~1 min on 2 CPU cores."""
     cfg = digits()
+    cfg.data.image_size = 16
     cfg.train.epochs = 15
     return cfg
 
