@@ -90,6 +90,14 @@ def run_task_command(task_name: str, argv: list[str]) -> int:
     if argv and argv[0] in ("--list-presets", "presets"):
         print(load_task(task_name).describe_presets())
         return 0
+    if argv and argv[0] == "--show-config":  # every --set key with its value and type
+        from shared.config import describe
+
+        task = load_task(task_name)
+        preset = argv[1] if len(argv) > 1 else "demo"
+        print(f"# kts {task_name} --preset {preset}: keys for --set KEY=VALUE\n"
+              + describe(task.make_config(preset, [])))
+        return 0
     args = task_parser(task_name).parse_args(argv)
     runtime.select_backend(args.backend)
     task = load_task(task_name)
@@ -114,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
 
     usage = (f"usage: kts list | kts demo [--workdir DIR] | kts <task> <command> [options]\n"
              f"tasks: {', '.join(TASKS)}; commands: {', '.join(COMMANDS)}\n"
-             "kts <task> --help for the options; kts <task> --list-presets for the presets")
+             "kts <task> --help for the options; kts <task> --list-presets for the presets; "
+             "kts <task> --show-config [PRESET] for every --set key")
     if not argv or argv[0] in ("-h", "--help"):
         print(usage)
         return 0

@@ -18,11 +18,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--data-root", type=Path)
     parser.add_argument("--backend", choices=("tensorflow", "jax"))
     parser.add_argument("--tasks", nargs="*", default=list(TASKS), help="subset of tasks")
+    parser.add_argument("--preset", default="demo", help="preset for every task (tests: smoke)")
     args = parser.parse_args(argv)
     failures = []
     for task in args.tasks:
         started = time.perf_counter()
-        command = ["run", "--preset", "demo", "--workdir", str(args.workdir / task),
+        command = ["run", "--preset", args.preset, "--workdir", str(args.workdir / task),
                    "--reports-dir", str(args.reports_dir), "--quiet"]
         if args.data_root:
             command += ["--data-root", str(args.data_root)]

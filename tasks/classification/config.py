@@ -132,7 +132,8 @@ def bccd() -> ClassificationConfig:
     """BCCD blood-cell crops (RBC / WBC / Platelets) cut from the detection boxes, with the
     dataset's own train/val/test image split; ResNet-20 on 32x32 RGB crops.
     Command: kts classification run --preset bccd
-    Expect: test accuracy >= 95%; ~4 min on 2 CPU cores."""
+    Expect: test accuracy >= 95% (945 test crops; RBC is 85% of them, so read macro F1 too);
+    measured 99.89% (1 mistake), macro F1 0.995, seed 0, TF on 2 CPU cores, 2.3 min training."""
     cfg = ClassificationConfig()
     cfg.data = DataConfig(source="bccd_cells", image_size=32, crop_size=48)
     cfg.augment = AugmentConfig(flip=True, translate=0.08, rotate=0.25)
