@@ -90,7 +90,7 @@ def _misclassified(run: Run, rep: Report, class_names) -> None:
         :run.config.eval.misclassified]
     test = data_lib.load_splits(run.config, run.data_root).test
     images = data_lib.load_images(test, wrong, max(32, run.config.data.image_size))
-    captions = [f"true {class_names[labels[i]]} / pred {class_names[predicted[i]]} "
+    captions = [f"true {class_names[labels[i]]}\npred {class_names[predicted[i]]} "
                 f"({probabilities[i, predicted[i]]:.2f})" for i in wrong]
     rep.add_figure("misclassified", plots.image_grid(images, captions),
                    f"The {len(wrong)} most confident mistakes on the test split.")
