@@ -8,7 +8,6 @@ whole iterator state is the global step, which the checkpoint stores.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 
 import grain
@@ -22,6 +21,10 @@ def _finish(dataset: grain.MapDataset, threads: int, prefetch: int, workers: int
     iterable = dataset.to_iter_dataset(
         grain.ReadOptions(num_threads=max(1, threads), prefetch_buffer_size=max(prefetch, threads)))
     if workers > 0:
+        from absl import flags
+
+        if not flags.FLAGS.is_parsed():  # grain's workers read absl flags; we have no absl main
+            flags.FLAGS.mark_as_parsed()
         iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
     return iterable
 
@@ -35,46 +38,56 @@ def train_dataset(source, *, batch_size: int, seed: int, ops: Sequence[ElementOp
         raise ValueError(f"The training split has {len(source)} samples, fewer than "
                          f"batch_size={batch_size}; lower train.batch_size.")
     if hasattr(source, "gather") and all(hasattr(op, "batched") for op in ops):
-        dataset = _gathered_batches(source, batch_size, seed, ops)
+        dataset = grain.MapDataset.range(0, 2**62).map(_GatherBatches(source, batch_size, seed, ops))
     else:
         dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat()
         for op in ops:
             dataset = dataset.map(op)
         dataset = dataset.batch(batch_size, drop_remainder=True)
     for index, op in enumerate(batch_ops):
-        dataset = dataset.map_with_index(_seeded(op, seed, index))
+        dataset = dataset.map_with_index(_Seeded(op, seed, index))
     if finalize is not None:
         dataset = dataset.map(finalize)
     return _finish(dataset[start_step:], threads, prefetch, workers)
 
 
-def _gathered_batches(source, batch_size: int, seed: int, ops) -> grain.MapDataset:
+class _GatherBatches:
     """Vectorised path for in-memory sources: batch S is one numpy gather of the indices
     perm(epoch)[k*B:(k+1)*B], where perm(epoch) is a seeded permutation per epoch (the
     remainder of each epoch is dropped). Same contract as the per-element path: a pure
-    function of (source, seed, S), so resuming is still slicing; ~100x less Python work."""
-    per_epoch = len(source) // batch_size
+    function of (source, seed, S), so resuming is still slicing; ~100x less Python work.
+    A class, not a closure, so worker processes can receive it."""
 
-    @functools.lru_cache(maxsize=2)
-    def permutation(epoch: int) -> np.ndarray:
-        return np.random.default_rng([seed, epoch]).permutation(len(source))
+    def __init__(self, source, batch_size: int, seed: int, ops):
+        self.source, self.batch_size, self.seed, self.ops = source, batch_size, seed, list(ops)
+        self.per_epoch = len(source) // batch_size
+        self._cached: tuple[int, np.ndarray] | None = None
 
-    def batch_at(step: int) -> dict:
-        epoch, position = divmod(int(step), per_epoch)
-        indices = permutation(epoch)[position * batch_size:(position + 1) * batch_size]
-        batch = source.gather(indices)
-        for op in ops:
+    def permutation(self, epoch: int) -> np.ndarray:
+        cached = self._cached
+        if cached is None or cached[0] != epoch:
+            cached = (epoch, np.random.default_rng([self.seed, epoch]).permutation(
+                len(self.source)))
+            self._cached = cached
+        return cached[1]
+
+    def __call__(self, step: int) -> dict:
+        epoch, position = divmod(int(step), self.per_epoch)
+        start = position * self.batch_size
+        batch = self.source.gather(self.permutation(epoch)[start:start + self.batch_size])
+        for op in self.ops:
             batch = op.batched(batch)
         return batch
 
-    return grain.MapDataset.range(0, 2**62).map(batch_at)
 
+class _Seeded:
+    """A random batch op with its generator derived from (seed, op index, global step)."""
 
-def _seeded(op: BatchOp, seed: int, op_index: int):
-    def apply(step: int, batch: dict) -> dict:
-        return op(batch, np.random.default_rng([seed, op_index, step]))
+    def __init__(self, op: BatchOp, seed: int, op_index: int):
+        self.op, self.seed, self.op_index = op, seed, op_index
 
-    return apply
+    def __call__(self, step: int, batch: dict) -> dict:
+        return self.op(batch, np.random.default_rng([self.seed, self.op_index, step]))
 
 
 def eval_dataset(source, *, batch_size: int, ops: Sequence[ElementOp] = (),

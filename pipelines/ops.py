@@ -14,11 +14,14 @@ import numpy as np
 from PIL import Image
 
 
-def resize(size: tuple[int, int]):
+class resize:  # noqa: N801 - used like a function: ops.resize((h, w))
     """Resizes an element's image to (height, width) with bilinear filtering, if needed."""
-    height, width = size
 
-    def op(element: dict) -> dict:
+    def __init__(self, size: tuple[int, int]):
+        self.size = tuple(size)
+
+    def __call__(self, element: dict) -> dict:
+        height, width = self.size
         image = element["image"]
         if image.shape[:2] == (height, width):
             return element
@@ -27,8 +30,8 @@ def resize(size: tuple[int, int]):
         out = np.asarray(pil.resize((width, height), Image.BILINEAR), dtype=np.uint8)
         return {**element, "image": out.reshape(height, width, channels)}
 
-    op.batched = lambda batch: {**batch, "image": resize_array(batch["image"], size)}
-    return op
+    def batched(self, batch: dict) -> dict:
+        return {**batch, "image": resize_array(batch["image"], self.size)}
 
 
 def resize_array(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -39,15 +42,15 @@ def resize_array(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([op({"image": image})["image"] for image in images])
 
 
-def one_hot(num_classes: int):
-    def op(element: dict) -> dict:
-        label = np.zeros((num_classes,), np.float32)
-        label[int(element["label"])] = 1.0
-        return {**element, "label": label}
+class one_hot:  # noqa: N801 - used like a function: ops.one_hot(num_classes)
+    def __init__(self, num_classes: int):
+        self.identity = np.eye(num_classes, dtype=np.float32)
 
-    identity = np.eye(num_classes, dtype=np.float32)
-    op.batched = lambda batch: {**batch, "label": identity[np.asarray(batch["label"], int)]}
-    return op
+    def __call__(self, element: dict) -> dict:
+        return {**element, "label": self.identity[int(element["label"])].copy()}
+
+    def batched(self, batch: dict) -> dict:
+        return {**batch, "label": self.identity[np.asarray(batch["label"], int)]}
 
 
 def to_fit_tuple(element: dict):
@@ -55,7 +58,7 @@ def to_fit_tuple(element: dict):
     return element["image"], element["label"], element["weight"]
 
 
-def mixup_or_cutmix(mixup_alpha: float, cutmix_alpha: float, switch_probability: float = 0.5):
+class mixup_or_cutmix:  # noqa: N801 - used like a function
     """Batch op: mixes each image with a partner from the same batch (one-hot labels).
 
     MixUp blends whole images with weight lam ~ Beta(a, a); CutMix pastes a box of area
@@ -63,14 +66,18 @@ def mixup_or_cutmix(mixup_alpha: float, cutmix_alpha: float, switch_probability:
     `switch_probability`). Labels are mixed with the exact pixel proportions.
     """
 
-    def op(batch: dict, rng: np.random.Generator) -> dict:
-        use_cutmix = cutmix_alpha > 0 and (mixup_alpha <= 0 or rng.random() < switch_probability)
-        alpha = cutmix_alpha if use_cutmix else mixup_alpha
+    def __init__(self, mixup_alpha: float, cutmix_alpha: float, switch_probability: float = 0.5):
+        self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
+        self.switch_probability = switch_probability
+
+    def __call__(self, batch: dict, rng: np.random.Generator) -> dict:
+        use_cutmix = self.cutmix_alpha > 0 and (self.mixup_alpha <= 0
+                                                or rng.random() < self.switch_probability)
+        alpha = self.cutmix_alpha if use_cutmix else self.mixup_alpha
         if alpha <= 0:
             return batch
         images, labels = batch["image"], batch["label"]
-        size = images.shape[0]
-        partner = rng.permutation(size)
+        partner = rng.permutation(images.shape[0])
         lam = float(rng.beta(alpha, alpha))
         if use_cutmix:
             height, width = images.shape[1:3]
@@ -86,5 +93,3 @@ def mixup_or_cutmix(mixup_alpha: float, cutmix_alpha: float, switch_probability:
                      + (1 - lam) * images[partner].astype(np.float32))
             mixed = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
         return {**batch, "image": mixed, "label": lam * labels + (1 - lam) * labels[partner]}
-
-    return op

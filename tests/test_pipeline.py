@@ -104,3 +104,13 @@ def test_vectorised_and_per_element_paths_yield_the_same_kind_of_batch():
 def test_too_small_split_is_a_clear_error():
     with pytest.raises(ValueError, match="fewer than batch_size=64"):
         builder.train_dataset(_source(), batch_size=64, seed=0)
+
+
+def test_worker_processes_yield_the_same_batches():
+    kwargs = dict(batch_size=4, seed=5, ops=[ops.resize((4, 4)), ops.one_hot(5)],
+                  batch_ops=[ops.mixup_or_cutmix(0.4, 1.0)], finalize=ops.to_fit_tuple)
+    local = _take(builder.train_dataset(_source(), **kwargs), 6)
+    workers = _take(builder.train_dataset(_source(), workers=2, **kwargs), 6)
+    for a, b in zip(local, workers, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
