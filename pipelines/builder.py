@@ -14,6 +14,7 @@ import grain
 import numpy as np
 
 ElementOp = Callable[[dict], dict]
+RandomElementOp = Callable[[dict, np.random.Generator], dict]
 BatchOp = Callable[[dict, np.random.Generator], dict]
 
 
@@ -30,19 +31,27 @@ def _finish(dataset: grain.MapDataset, threads: int, prefetch: int, workers: int
 
 
 def train_dataset(source, *, batch_size: int, seed: int, ops: Sequence[ElementOp] = (),
+                  random_ops: Sequence[RandomElementOp] = (),
                   batch_ops: Sequence[BatchOp] = (), finalize: Callable | None = None,
                   start_step: int = 0, workers: int = 0, threads: int = 4,
                   prefetch: int = 2) -> grain.IterDataset:
-    """Infinite, shuffled, batched training stream starting at global step `start_step`."""
+    """Infinite, shuffled, batched training stream starting at global step `start_step`.
+
+    `ops` are deterministic element ops; `random_ops` (after them) get a generator seeded
+    by (seed, op index, sample position in the stream), so they too resume exactly.
+    """
     if len(source) < batch_size:
         raise ValueError(f"The training split has {len(source)} samples, fewer than "
                          f"batch_size={batch_size}; lower train.batch_size.")
-    if hasattr(source, "gather") and all(hasattr(op, "batched") for op in ops):
+    vectorisable = not random_ops and all(hasattr(op, "batched") for op in ops)
+    if hasattr(source, "gather") and vectorisable:
         dataset = grain.MapDataset.range(0, 2**62).map(_GatherBatches(source, batch_size, seed, ops))
     else:
         dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat()
         for op in ops:
             dataset = dataset.map(op)
+        for index, op in enumerate(random_ops):
+            dataset = dataset.map_with_index(_Seeded(op, seed, 1000 + index, element=True))
         dataset = dataset.batch(batch_size, drop_remainder=True)
     for index, op in enumerate(batch_ops):
         dataset = dataset.map_with_index(_Seeded(op, seed, index))
@@ -81,13 +90,14 @@ class _GatherBatches:
 
 
 class _Seeded:
-    """A random batch op with its generator derived from (seed, op index, global step)."""
+    """A random op with its generator derived from (seed, op index, position): the global
+    step for batch ops, the sample's position in the infinite stream for element ops."""
 
-    def __init__(self, op: BatchOp, seed: int, op_index: int):
-        self.op, self.seed, self.op_index = op, seed, op_index
+    def __init__(self, op, seed: int, op_index: int, element: bool = False):
+        self.op, self.seed, self.op_index, self.element = op, seed, op_index, element
 
-    def __call__(self, step: int, batch: dict) -> dict:
-        return self.op(batch, np.random.default_rng([self.seed, self.op_index, step]))
+    def __call__(self, position: int, item: dict) -> dict:
+        return self.op(item, np.random.default_rng([self.seed, self.op_index, position]))
 
 
 def eval_dataset(source, *, batch_size: int, ops: Sequence[ElementOp] = (),

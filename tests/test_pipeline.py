@@ -114,3 +114,23 @@ def test_worker_processes_yield_the_same_batches():
     for a, b in zip(local, workers, strict=True):
         for x, y in zip(a, b, strict=True):
             np.testing.assert_array_equal(x, y)
+
+
+class _Jitter:
+    """A random element op (module level, so worker processes could receive it)."""
+
+    def __call__(self, element, rng):
+        shift = np.uint8(rng.integers(0, 100))
+        return {**element, "image": element["image"] + shift}
+
+
+def test_random_element_ops_are_seeded_by_position_and_resume_exactly():
+    kwargs = dict(batch_size=4, seed=2, random_ops=[_Jitter()])
+    full = _take(builder.train_dataset(_source(), **kwargs), 10)
+    again = _take(builder.train_dataset(_source(), **kwargs), 10)
+    resumed = _take(builder.train_dataset(_source(), start_step=6, **kwargs), 4)
+    for a, b in zip(full, again, strict=True):
+        np.testing.assert_array_equal(a["image"], b["image"])
+    for a, b in zip(full[6:], resumed, strict=True):
+        np.testing.assert_array_equal(a["image"], b["image"])
+    assert len({int(b["image"][0, 0, 0, 0]) for b in full}) > 3  # it is random
