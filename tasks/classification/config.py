@@ -114,15 +114,17 @@ def digits() -> ClassificationConfig:
 
 
 def olivetti() -> ClassificationConfig:
-    """Olivetti faces identification: 40 people, 5 train / 5 test images each, ResNet-20 on
-    32x32 grey faces with flip/shift/zoom augmentation.
+    """Olivetti faces identification: 40 people, 5 train / 5 test images each; a 2x-wide
+    ResNet-20 on 32x32 grey faces, flip/shift/rotate/zoom + MixUp, flip test-time averaging.
     Command: kts classification run --preset olivetti
-    Expect: test accuracy >= 97% (200 test faces); ~3 min on 2 CPU cores."""
+    Expect: test accuracy >= 97% (200 test faces); measured 97.5% (5 mistakes), seed 0, TF on
+    2 shared CPU cores, 7 min of training."""
     cfg = ClassificationConfig()
     cfg.data = DataConfig(source="olivetti", image_size=32, val_fraction=0.0)
-    cfg.augment = AugmentConfig(flip=True, translate=0.08, rotate=0.03, zoom=0.08)
-    cfg.model = ModelConfig(name="resnet20", dropout_rate=0.2)
-    cfg.train = TrainConfig(epochs=80, batch_size=32, optimizer="adamw", learning_rate=2e-3,
+    cfg.augment = AugmentConfig(flip=True, translate=0.08, rotate=0.03, zoom=0.08,
+                                mixup_alpha=0.2)
+    cfg.model = ModelConfig(name="resnet20", width_multiplier=2.0, dropout_rate=0.3)
+    cfg.train = TrainConfig(epochs=200, batch_size=16, optimizer="adamw", learning_rate=2e-3,
                             weight_decay=5e-4, warmup_epochs=3, label_smoothing=0.1)
     cfg.eval = EvalConfig(tta_flip=True)
     return cfg

@@ -1,0 +1,1 @@
+"""Object detection: YOLO-style detector, COCO evaluation with pycocotools."""
