@@ -97,7 +97,10 @@ class _Seeded:
         self.op, self.seed, self.op_index, self.element = op, seed, op_index, element
 
     def __call__(self, position: int, item: dict) -> dict:
-        return self.op(item, np.random.default_rng([self.seed, self.op_index, position]))
+        rng = np.random.default_rng([self.seed, self.op_index, position])
+        if getattr(self.op, "uses_position", False):  # e.g. augmentation that ends late
+            return self.op(item, rng, position)
+        return self.op(item, rng)
 
 
 def eval_dataset(source, *, batch_size: int, ops: Sequence[ElementOp] = (),
