@@ -29,9 +29,11 @@ def save_keras(model, path: str | Path) -> Path:
 
 
 def export_saved_model(model, export_dir: str | Path,
-                       wrap: Callable[[object], object] | None = None) -> Path | None:
+                       wrap: Callable[[object], object] | None = None,
+                       input_signature=None) -> Path | None:
     """Writes `export_dir` atomically; `wrap(raw)` returns the tf.Module to save, where
-    `raw.serve(x)` runs the bare model. Returns None (after printing why) without TF."""
+    `raw.serve(x)` runs the bare model (`input_signature` for subclassed models). Returns
+    None (after printing why) without TF."""
     if not tensorflow_available():
         print(TF_MISSING)
         return None
@@ -40,7 +42,8 @@ def export_saved_model(model, export_dir: str | Path,
     export_dir = Path(export_dir)
     with tempfile.TemporaryDirectory(prefix="kts-export-") as scratch:
         raw_dir = Path(scratch) / "raw"
-        model.export(str(raw_dir), format="tf_saved_model", verbose=False)
+        extra = {"input_signature": input_signature} if input_signature is not None else {}
+        model.export(str(raw_dir), format="tf_saved_model", verbose=False, **extra)
         raw = tf.saved_model.load(str(raw_dir))
         module = wrap(raw) if wrap else raw
         with atomic_dir(export_dir) as tmp:

@@ -1,0 +1,110 @@
+"""Detection data: sources per config, the augmented training stream, the eval stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pipelines import builder
+from pipelines import detection_ops as ops
+from pipelines.datasets import detection as datasets
+from shared.runtime import require_path
+from tasks.detection.config import DetectionConfig
+
+
+def load_splits(config: DetectionConfig, data_root: Path) -> dict:
+    """{"train": DetectionSource, "eval": DetectionSource} for this config."""
+    cfg = config.data
+    if cfg.source == "bccd":
+        splits = datasets.load_bccd_detection(data_root)
+    elif cfg.source == "voc":
+        root = require_path(Path(cfg.path).expanduser(), "VOC root (data.path)")
+        splits = {split: datasets.load_voc_detection(root, split, list(cfg.class_names))
+                  for split in ("train", "val", "test")
+                  if (root / "ImageSets" / "Main" / f"{split}.txt").exists()}
+    elif cfg.source == "yolo":
+        root = require_path(Path(cfg.path).expanduser(), "YOLO dataset root (data.path)")
+        splits = {split: datasets.load_yolo_txt(root / "images" / split, root / "labels" / split,
+                                                list(cfg.class_names))
+                  for split in ("train", "val", "test") if (root / "images" / split).is_dir()}
+    else:
+        images = require_path(Path(cfg.path).expanduser(), "COCO images folder (data.path)")
+        annotations = require_path(Path(cfg.annotations).expanduser(),
+                                   "COCO annotation file (data.annotations)")
+        splits = {"train": datasets.load_coco_json(images, annotations)}
+    if "train" not in splits:
+        raise FileNotFoundError(f"No training split found for data.source={cfg.source} at "
+                                f"{cfg.path or data_root}")
+    train = splits["train"]
+    if cfg.train_on == "train+val" and "val" in splits:
+        train = _concat(train, splits["val"])
+    evaluation = splits.get(cfg.evaluate_on) or splits.get("val") or train
+    if cfg.limit:
+        train = _first(train, cfg.limit)
+        evaluation = train if cfg.evaluate_on == "train" else _first(evaluation, cfg.limit)
+    skipped = [{"split": name, **item} for name, source in splits.items()
+               for item in [*source.skipped, *source.dropped_boxes]]
+    return {"train": train, "eval": evaluation, "skipped": skipped}
+
+
+def _first(source, count: int):
+    return source.subset(list(range(min(count, len(source)))))
+
+
+def _concat(first, second):
+    return datasets.DetectionSource(
+        [*first.paths, *second.paths], [*first.boxes, *second.boxes],
+        [*first.classes, *second.classes], first.class_names,
+        np.concatenate([first.image_ids, second.image_ids]), [*first.sizes, *second.sizes])
+
+
+class MosaicUntil:
+    """Mosaic for stream positions before `close_at`, plain letterboxing after (YOLOv8's
+    "close mosaic" for the last epochs). Position-based, so resuming stays exact."""
+
+    uses_position = True
+
+    def __init__(self, source, size: int, probability: float, close_at: int):
+        self.mosaic = ops.Mosaic(source, size, probability)
+        self.letterbox = ops.Letterbox(size)
+        self.close_at = close_at
+
+    def __call__(self, element: dict, rng: np.random.Generator, position: int) -> dict:
+        if position >= self.close_at:
+            return self.letterbox(element)
+        return self.mosaic(element, rng)
+
+
+def train_stream(config: DetectionConfig, source, steps_per_epoch: int, start_step: int = 0):
+    cfg, aug = config.data, config.augment
+    size = cfg.image_size
+    deterministic, randoms = [], []
+    if aug.mosaic > 0:
+        open_epochs = max(0, config.train.epochs - aug.close_mosaic_epochs)
+        close_at = open_epochs * steps_per_epoch * config.train.batch_size
+        randoms.append(MosaicUntil(source, size, aug.mosaic, close_at))
+    else:
+        deterministic.append(ops.Letterbox(size))
+    if aug.scale_min != 1.0 or aug.scale_max != 1.0 or aug.translate > 0:
+        randoms.append(ops.RandomAffine((aug.scale_min, aug.scale_max), aug.translate))
+    if aug.flip > 0:
+        randoms.append(ops.RandomFlip(aug.flip))
+    if aug.hsv_hue or aug.hsv_saturation or aug.hsv_value:
+        randoms.append(ops.HSVJitter(aug.hsv_hue, aug.hsv_saturation, aug.hsv_value))
+    randoms.append(ops.PadBoxes(cfg.max_boxes))
+    return builder.train_dataset(source, batch_size=config.train.batch_size, seed=config.seed,
+                                 ops=deterministic, random_ops=randoms,
+                                 finalize=ops.to_fit_tuple, start_step=start_step,
+                                 workers=config.train.workers, prefetch=config.train.prefetch)
+
+
+def eval_elements(config: DetectionConfig):
+    """Deterministic ops for evaluation: letterbox + padding (elements keep "letterbox")."""
+    return [ops.Letterbox(config.data.image_size), ops.PadBoxes(config.data.max_boxes)]
+
+
+def eval_stream(config: DetectionConfig, source, batch_size: int, with_targets: bool = True):
+    finalize = ops.to_fit_tuple if with_targets else None
+    return builder.eval_dataset(source, batch_size=batch_size, ops=eval_elements(config),
+                                finalize=finalize, prefetch=config.train.prefetch)

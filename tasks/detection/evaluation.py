@@ -1,0 +1,99 @@
+"""Evaluate stage: COCO mAP (pycocotools), per-class AP, PR curves, confusion matrix, speed."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import keras
+import numpy as np
+
+from shared.io import atomic_write_json
+from shared.task import Run
+from tasks.detection import data as data_lib
+from tasks.detection import metrics
+from tasks.detection.training import load
+
+
+def unletterbox(boxes: np.ndarray, letterbox: np.ndarray, orig_size: np.ndarray) -> np.ndarray:
+    """Boxes in network-input pixels -> original image pixels (clipped)."""
+    scale, pad_x, pad_y = (float(v) for v in letterbox)
+    out = (boxes - np.array([pad_x, pad_y, pad_x, pad_y], np.float32)) / scale
+    height, width = (float(v) for v in orig_size)
+    return np.clip(out, 0, [width, height, width, height]).astype(np.float32)
+
+
+def detect(model, config, source) -> tuple[list[dict], dict[str, list[float]]]:
+    """Final detections per image of `source` (original pixels) and per-image timings (ms)."""
+    detections, timings = [], {"preprocess": [], "model": [], "nms": []}
+    postprocess = _compiled_postprocess(model)
+    iterator = iter(data_lib.eval_stream(config, source, config.eval.batch_size,
+                                         with_targets=False))
+    index = 0
+    while True:
+        started = time.perf_counter()
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            break
+        size = len(batch["image"])
+        preprocessed = time.perf_counter()
+        raw = model.network.predict_on_batch(batch["image"].astype(np.float32))
+        predicted = time.perf_counter()
+        result = {k: keras.ops.convert_to_numpy(v) for k, v in postprocess(raw).items()}
+        finished = time.perf_counter()
+        for name, seconds in (("preprocess", preprocessed - started),
+                              ("model", predicted - preprocessed), ("nms", finished - predicted)):
+            timings[name].extend([1000 * seconds / size] * size)
+        for row in range(size):
+            count = int(result["num_detections"][row])
+            detections.append({
+                "image_id": int(source.image_ids[index]),
+                "boxes": unletterbox(result["boxes"][row, :count], batch["letterbox"][row],
+                                     batch["orig_size"][row]),
+                "scores": result["scores"][row, :count].astype(np.float32),
+                "classes": result["classes"][row, :count].astype(np.int32)})
+            index += 1
+    return detections, timings
+
+
+def _compiled_postprocess(model):
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(model.postprocess)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(model.postprocess, jit_compile=False)
+    return model.postprocess
+
+
+def ground_truth(source) -> list[dict]:
+    return [{"image_id": int(a["image_id"]), "boxes": a["boxes"], "classes": a["classes"]}
+            for a in (source.annotations(i) for i in range(len(source)))]
+
+
+def evaluate(run: Run) -> dict:
+    config = run.config
+    model = load(run.dir.require_model())
+    source = data_lib.load_splits(config, run.data_root)["eval"]
+    detections, timings = detect(model, config, source)
+    truth = ground_truth(source)
+    result = metrics.coco_evaluate(truth, detections, source.class_names)
+    confusion = metrics.confusion_matrix(truth, detections, len(source.class_names),
+                                         score_threshold=config.eval.confusion_score_threshold)
+    speed = metrics.speed_summary(timings)
+    summary = {key: result[key] for key in ("map", "map50", "map75", "mar100")}
+    results = {**summary, "per_class": result["per_class"], "stats": result["stats"],
+               "summary": result["summary"], "confusion_matrix": confusion.tolist(),
+               "speed_ms_per_image": speed, "class_names": list(source.class_names),
+               "split": config.data.evaluate_on, "images": len(source),
+               "pr_curves": {name: [np.asarray(r).tolist(), np.asarray(p).tolist()]
+                             for name, (r, p) in result["pr_curves"].items()}}
+    atomic_write_json(run.dir.evaluation / "results.json", results)
+    atomic_write_json(run.dir.evaluation / "detections.json", [
+        {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
+        for d in detections])
+    print("detection evaluate:", json.dumps({k: round(v, 4) for k, v in summary.items()}))
+    return results

@@ -1,0 +1,84 @@
+"""Report stage: mAP cards, per-class AP, PR curves, confusion matrix, drawn test images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from shared import config as config_lib
+from shared import plots as shared_plots
+from shared.report import Report, update_index
+from shared.runtime import environment
+from shared.task import Run
+from shared.training import read_history
+from tasks.detection import data as data_lib
+from tasks.detection import plots
+
+
+def report(run: Run) -> Path:
+    results_path = run.dir.evaluation / "results.json"
+    if not results_path.exists():
+        raise FileNotFoundError(f"No evaluation at {results_path}; run "
+                                f"`kts detection evaluate --workdir {run.dir.root}` first.")
+    results = json.loads(results_path.read_text())
+    training = json.loads(run.dir.training_json.read_text())
+    config = run.config
+    names = results["class_names"]
+    rep = Report("detection", f"Object detection: {config.data.source} / YOLOv8-"
+                              f"{config.model.variant} at {config.data.image_size} px")
+    speed = results["speed_ms_per_image"]
+    headline = {"mAP@[.5:.95]": results["map"], "mAP@0.5": results["map50"],
+                "mAP@0.75": results["map75"], f"{results['split']} images": results["images"],
+                "ms / image": speed.get("total", {}).get("mean_ms", float("nan"))}
+    rep.add_metrics(headline)
+    if training.get("stopped_reason"):
+        rep.add_text("Training stopped early", training["stopped_reason"])
+    history = read_history(run.dir.history_csv)
+    if history:
+        rep.add_figure("training_curves", shared_plots.training_curves(history),
+                       "Total loss and its box / class / DFL parts per epoch.")
+    curves = {name: (np.array(r), np.array(p)) for name, (r, p) in results["pr_curves"].items()}
+    if curves:
+        rep.add_figure("pr_curves", shared_plots.pr_curves(curves),
+                       "Precision-recall per class at IoU 0.5 (COCO 101-point recall grid).")
+    rep.add_figure("confusion_matrix", plots.confusion_png(np.array(results["confusion_matrix"]),
+                                                           names),
+                   f"Matched at IoU 0.5, score > {config.eval.confusion_score_threshold}; "
+                   "last row/column: background (false positives / missed objects).")
+    rep.add_table("Per-class AP (pycocotools)", ["class", "AP@[.5:.95]", "AP@0.5", "objects"],
+                  [[c["class"], f"{c['ap']:.3f}", f"{c['ap50']:.3f}", c["num_gt"]]
+                   for c in results["per_class"]])
+    rep.add_table("Speed (ms per image)", ["stage", "mean", "p50", "p95"],
+                  [[stage, f"{v['mean_ms']:.2f}", f"{v.get('p50_ms', float('nan')):.2f}",
+                    f"{v.get('p95_ms', float('nan')):.2f}"] for stage, v in speed.items()])
+    rep.add_text("pycocotools summary", results["summary"])
+    _examples(run, rep, names)
+    rep.add_skipped(training.get("skipped", []))
+    rep.set_run_info(config_lib.to_dict(config), environment(), run.dir.timings())
+    index_html = rep.write(run.dir.report)
+    update_index(run.reports_dir, "detection", run.dir.report, headline)
+    print(f"detection report: {index_html}")
+    return index_html
+
+
+def _examples(run: Run, rep: Report, names: list[str]) -> None:
+    detections = json.loads((run.dir.evaluation / "detections.json").read_text())
+    source = data_lib.load_splits(run.config, run.data_root)["eval"]
+    count = min(run.config.eval.examples, len(source))
+    images, captions = [], []
+    for index in range(count):
+        element, truth, found = source[index], source.annotations(index), detections[index]
+        keep = np.array(found["scores"]) >= run.config.eval.confusion_score_threshold
+        images.append(plots.draw_detections(
+            element["image"], np.array(found["boxes"]).reshape(-1, 4)[keep],
+            np.array(found["classes"], int)[keep], np.array(found["scores"])[keep], names,
+            true_boxes=truth["boxes"], true_classes=truth["classes"]))
+        captions.append(f"image {found['image_id']}: {int(keep.sum())} found / "
+                        f"{len(truth['boxes'])} true")
+    if images:
+        rep.add_figure("examples", plots.detections_grid_png(images, captions),
+                       "Predicted boxes (coloured, score >= "
+                       f"{run.config.eval.confusion_score_threshold}) and true boxes (white, "
+                       "dashed).")
