@@ -2,4 +2,5 @@
 
 TASKS = {
     "classification": "tasks.classification",
+    "detection": "tasks.detection",
 }

@@ -86,16 +86,32 @@ def _no_augmentation() -> AugmentConfig:
 
 
 def smoke() -> DetectionConfig:
-    """Tests and CI: YOLOv8-n on 4 BCCD training images at 256 px, no augmentation; it must
-    overfit them, which checks that the loss, assigner and decoding agree.
+    """Tests and CI: YOLOv8-n on 4 BCCD training images at 256 px, no augmentation, 60
+    steps: the whole train -> evaluate -> export -> report path, quickly.
     Command: kts detection run --preset smoke
-    Expect: mAP@0.5 > 0.9 on those training images in about a minute on 2 CPU cores."""
+    Expect: ~1.5 min on 2 CPU cores; mAP@0.5 on those images is low at this scale (the
+    issue's target, > 0.9 in under a minute, is NOT met yet: see `overfit`)."""
     cfg = DetectionConfig()
     cfg.data = DataConfig(image_size=256, limit=4, max_boxes=40, evaluate_on="train")
     cfg.augment = _no_augmentation()
     cfg.train = TrainConfig(epochs=60, batch_size=4, optimizer="adamw", learning_rate=2e-3,
                             weight_decay=5e-4, warmup_epochs=3, jit_compile="auto")
     cfg.eval = EvalConfig(batch_size=4, examples=4)
+    return cfg
+
+
+def overfit() -> DetectionConfig:
+    """Overfit 4 BCCD training images at 320 px (300 steps, AdamW 1e-2, no weight decay):
+    a check that loss, assigner and decoding agree.
+    Command: kts detection run --preset overfit
+    Measured (2026-11-22, TF, 2 CPU cores, 7 min): mAP@0.5 0.666 on those images: RBC AP@0.5
+    0.998, WBC 1.000, Platelets 0.000 (5 small boxes; the class-0 logit collapses early)."""
+    cfg = smoke()
+    cfg.data.image_size = 320
+    cfg.train.epochs = 300
+    cfg.train.learning_rate = 1e-2
+    cfg.train.weight_decay = 0.0
+    cfg.train.warmup_epochs = 5
     return cfg
 
 
@@ -124,12 +140,13 @@ def bccd_cpu() -> DetectionConfig:
 
 
 def demo() -> DetectionConfig:
-    """`make demo`: the smoke overfit on 8 BCCD images (a demonstration that it learns).
+    """`make demo`: the smoke run on 8 BCCD images (120 steps) and its full report.
     Command: kts detection run --preset demo
-    Expect: mAP@0.5 ~0.9 on those images; ~2 min on 2 CPU cores."""
+    Expect: ~2-3 min on 2 CPU cores; RBC/WBC found, platelets not yet (see `overfit`)."""
     cfg = smoke()
     cfg.data.limit = 8
     return cfg
 
 
-PRESETS = {"smoke": smoke, "demo": demo, "bccd": bccd, "bccd-cpu": bccd_cpu}
+PRESETS = {"smoke": smoke, "demo": demo, "overfit": overfit, "bccd": bccd,
+           "bccd-cpu": bccd_cpu}

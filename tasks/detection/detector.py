@@ -55,9 +55,13 @@ class YoloDetector(keras.Model):
         boxes = keras.ops.clip(boxes, 0.0, float(self.image_size))  # inside the input image
         return non_max_suppression(boxes, probabilities, **self.nms_config)
 
-    def predict_step(self, data):
-        images = data[0] if isinstance(data, tuple) else data
-        return self.postprocess(self(images, training=False))
+    def predict_step(self, *args):
+        """The backend's own predict step (its signature differs: JAX passes the state
+        too and gets it back), then decoding + NMS on its outputs."""
+        outputs = super().predict_step(*args)
+        if isinstance(outputs, tuple):  # JAX: (outputs, non_trainable_variables)
+            return self.postprocess(outputs[0]), outputs[1]
+        return self.postprocess(outputs)
 
     def get_config(self):
         return {**super().get_config(),

@@ -47,8 +47,10 @@ def non_max_suppression(boxes, scores, max_detections: int = 100, iou_threshold:
     num_candidates = min(pre_nms_topk, num_anchors * num_classes)
 
     flat_scores = ops.reshape(scores, (-1, num_anchors * num_classes))
-    candidate_scores, flat_indices = ops.top_k(flat_scores, k=num_candidates)  # sorted, (B, K0)
-    flat_indices = ops.cast(flat_indices, "int32")
+    # argsort, not top_k: JAX lowers top_k to a StableHLO composite that TensorFlow's
+    # XlaCallModule (TF 2.21) cannot load, which would break the SavedModel export from JAX.
+    flat_indices = ops.cast(ops.argsort(-flat_scores, axis=-1)[:, :num_candidates], "int32")
+    candidate_scores = ops.take_along_axis(flat_scores, flat_indices, axis=-1)  # sorted, (B, K0)
     candidate_classes = flat_indices % num_classes
     candidate_boxes = _gather_rows(boxes, flat_indices // num_classes)  # (B, K0, 4)
 
