@@ -27,6 +27,9 @@ def detect(model, config, source) -> tuple[list[dict], dict[str, list[float]]]:
     """Final detections per image of `source` (original pixels) and per-image timings (ms)."""
     detections, timings = [], {"preprocess": [], "model": [], "nms": []}
     postprocess = _compiled_postprocess(model)
+    size = config.data.image_size  # warm up (tracing/compilation) outside the timings
+    warm = np.zeros((config.eval.batch_size, size, size, 3), np.float32)
+    postprocess(model.network.predict_on_batch(warm))
     iterator = iter(data_lib.eval_stream(config, source, config.eval.batch_size,
                                          with_targets=False))
     index = 0
