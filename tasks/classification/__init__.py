@@ -14,31 +14,13 @@ class ClassificationTask(Task):
     name = "classification"
     config_class = ClassificationConfig
     presets = PRESETS
-
-    def train(self, run):
-        from tasks.classification.training import train
-
-        return train(run)
-
-    def evaluate(self, run):
-        from tasks.classification.evaluation import evaluate
-
-        return evaluate(run)
-
-    def export(self, run):
-        from tasks.classification.export import export
-
-        return export(run)
-
-    def report(self, run):
-        from tasks.classification.reporting import report
-
-        return report(run)
-
-    def predict(self, run, inputs, out=None):
-        from tasks.classification.predict import predict
-
-        return predict(run, inputs, out)
+    stages = {
+        "train": "tasks.classification.training:train",
+        "evaluate": "tasks.classification.evaluation:evaluate",
+        "export": "tasks.classification.export:export",
+        "report": "tasks.classification.reporting:report",
+        "predict": "tasks.classification.predict:predict",
+    }
 
 
 TASK = ClassificationTask()

@@ -15,31 +15,13 @@ class DetectionTask(Task):
     name = "detection"
     config_class = DetectionConfig
     presets = PRESETS
-
-    def train(self, run):
-        from tasks.detection.training import train
-
-        return train(run)
-
-    def evaluate(self, run):
-        from tasks.detection.evaluation import evaluate
-
-        return evaluate(run)
-
-    def export(self, run):
-        from tasks.detection.export import export
-
-        return export(run)
-
-    def report(self, run):
-        from tasks.detection.reporting import report
-
-        return report(run)
-
-    def predict(self, run, inputs, out=None):
-        from tasks.detection.predict import predict
-
-        return predict(run, inputs, out)
+    stages = {
+        "train": "tasks.detection.training:train",
+        "evaluate": "tasks.detection.evaluation:evaluate",
+        "export": "tasks.detection.export:export",
+        "report": "tasks.detection.reporting:report",
+        "predict": "tasks.detection.predict:predict",
+    }
 
 
 TASK = DetectionTask()
