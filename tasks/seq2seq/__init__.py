@@ -1,0 +1,1 @@
+"""Sequence-to-sequence translation with attention: model-free decoding (greedy, beam search)."""
