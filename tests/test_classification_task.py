@@ -179,3 +179,19 @@ def test_transfer_learning_freezes_then_fine_tunes(smoke_run, tmp_path, data_roo
         np.testing.assert_array_equal(loaded, original)  # frozen means untouched, BN too
     assert any(not np.allclose(a, b) for a, b in zip(backbone(final), backbone(source),
                                                       strict=True)), "fine-tuning changed nothing"
+
+
+def test_flip_tta_averages_the_image_and_its_mirror():
+    from tasks.classification.evaluation import predict_probabilities, softmax
+
+    class RowLogits:  # logits = the pixels of the first row, so a mirror reverses them
+        def predict_on_batch(self, images):
+            return images[:, 0, :, 0]
+
+    images = np.array([[[[0.0], [1.0], [3.0]]]], np.float32)  # (1, 1, 3, 1)
+    stream = [(images, np.eye(3, dtype=np.float32)[[2]], np.ones(1, np.float32))]
+    averaged, plain, labels = predict_probabilities(RowLogits(), stream, tta_flip=True)
+    np.testing.assert_allclose(plain, softmax(np.array([[0.0, 1.0, 3.0]])), rtol=1e-6)
+    expected = 0.5 * (softmax(np.array([[0.0, 1.0, 3.0]])) + softmax(np.array([[3.0, 1.0, 0.0]])))
+    np.testing.assert_allclose(averaged, expected, rtol=1e-6)
+    assert labels.tolist() == [2]

@@ -18,18 +18,21 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-def predict_probabilities(model, stream, tta_flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, labels) over a finite stream of (image, one_hot, weight) batches."""
-    probabilities, labels = [], []
+def predict_probabilities(model, stream, tta_flip: bool = False):
+    """(probabilities, plain_probabilities, labels) over a finite stream of (image, one_hot,
+    weight) batches; with `tta_flip` the first averages the image and its mirror, the second
+    is the image alone (the same as the first without TTA)."""
+    probabilities, plain, labels = [], [], []
     for images, one_hot, _ in stream:
         images = np.asarray(images, np.float32)
         probs = softmax(np.asarray(model.predict_on_batch(images), np.float32))
+        plain.append(probs)
         if tta_flip:
             flipped = np.asarray(model.predict_on_batch(images[:, :, ::-1]), np.float32)
             probs = 0.5 * (probs + softmax(flipped))
         probabilities.append(probs)
         labels.append(np.argmax(one_hot, axis=-1))
-    return np.concatenate(probabilities), np.concatenate(labels)
+    return np.concatenate(probabilities), np.concatenate(plain), np.concatenate(labels)
 
 
 def classification_metrics(probabilities: np.ndarray, labels: np.ndarray, class_names,
@@ -64,13 +67,12 @@ def evaluate(run: Run) -> dict:
     splits = data_lib.load_splits(config, run.data_root)
     stream = data_lib.eval_stream(config, splits.test, len(splits.class_names),
                                   config.eval.batch_size)
-    probabilities, labels = predict_probabilities(model, stream, config.eval.tta_flip)
+    probabilities, plain, labels = predict_probabilities(model, stream, config.eval.tta_flip)
     results = classification_metrics(probabilities, labels, splits.class_names,
                                      config.eval.top_k)
     results.update(class_names=splits.class_names, tta_flip=config.eval.tta_flip,
                    skipped=len(splits.skipped))
     if config.eval.tta_flip:  # how much the flip averaging bought
-        plain, _ = predict_probabilities(model, stream, False)
         results["accuracy_without_tta"] = float((plain.argmax(-1) == labels).mean())
     atomic_write_json(run.dir.evaluation / "results.json", results)
     with atomic_file(run.dir.evaluation / "predictions.npz", suffix=".npz") as tmp:
