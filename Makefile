@@ -28,6 +28,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/classification.py
+	$(BIN)/python benchmarks/detection.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared pipelines tasks tests benchmarks

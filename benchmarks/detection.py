@@ -315,18 +315,18 @@ def main(argv: list[str] | None = None) -> dict:
             (f"{keras_name} fit(), stand-in loss", ours["train_stand_in"])]
     rows += [(f"{peer_name}, stand-in loss", peer["train_stand_in"])] if peer else []
     print(f"\nTRAINING ({device}, batch {args.batch_size}, {policy})")
-    print(f"{'stack':<52} {'images/s':>9} {'1st epoch s':>11}")
+    print(f"{'stack':<58} {'images/s':>9} {'1st epoch s':>11}")
     for name, result in rows:
-        print(f"{name:<52} {result['images_per_s']:>9.2f} {result['first_epoch_s']:>11.1f}")
+        print(f"{name:<58} {result['images_per_s']:>9.2f} {result['first_epoch_s']:>11.1f}")
     print("stand-in loss = BCE(class logits) + L1(DFL logits) vs fixed random targets: network forward+backward,"
           " not the full YOLO loss/assigner")
-    print(f"\nINFERENCE (ms/image, median of {repeats} after warm-up)\n{'stack':<52} "
+    print(f"\nINFERENCE (ms/image, median of {repeats} after warm-up)\n{'stack':<58} "
           + " ".join(f"{'batch ' + str(b):>9}" for b in INFERENCE_BATCHES))
     inference_rows = [(f"{keras_name} network.predict_on_batch", ours["forward_ms_per_image"]),
                       (f"{keras_name} decode + NMS (compiled postprocess)", ours["nms_ms_per_image"])]
     inference_rows += [(f"{peer_name} forward, inference_mode", peer["forward_ms_per_image"])] if peer else []
     for name, milliseconds in inference_rows:
-        print(f"{name:<52} " + " ".join(f"{milliseconds[b]:>9.1f}" for b in INFERENCE_BATCHES))
+        print(f"{name:<58} " + " ".join(f"{milliseconds[b]:>9.1f}" for b in INFERENCE_BATCHES))
     print("peer decode + NMS: not measured (torchvision not installed)")
     print(f"\nparameters (trainable): ours {ours['trainable_params']:,}"
           + (f", peer {peer['trainable_params']:,} (match)" if peer else ""))
