@@ -143,11 +143,16 @@ def bccd_cpu() -> DetectionConfig:
 
 
 def demo() -> DetectionConfig:
-    """`make demo`: the smoke run on 8 BCCD images (120 steps) and its full report.
+    """`make demo`: overfit 8 BCCD training images at 256 px (300 steps, AdamW 1e-2) and
+    write the full report.
     Command: kts detection run --preset demo
-    Expect: ~2-3 min on 2 CPU cores; RBC/WBC found, platelets not yet (see `overfit`)."""
+    Expect: measured (2026-11-22, TF, 2 CPU cores, 4 min): mAP@0.5 0.666 on those 8 images:
+    RBC AP@0.5 0.999, WBC 1.000, Platelets 0.000 (not learned yet: see `overfit`)."""
     cfg = smoke()
     cfg.data.limit = 8
+    cfg.train.epochs = 150
+    cfg.train.learning_rate = 1e-2
+    cfg.train.weight_decay = 0.0
     return cfg
 
 
