@@ -25,10 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import add_common_args, hardware, parse, summarize  # noqa: E402
 from shared import runtime  # noqa: E402  (stdlib only: safe before Keras is imported)
 
 NUM_CLASSES = 10
@@ -45,30 +42,14 @@ LEARNING_RATE, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 5e-4
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=int, help="images per epoch (default 50000 on GPU, 512 on CPU)")
-    parser.add_argument("--batch-size", type=int, help="default 512 on GPU, 128 on CPU")
-    parser.add_argument("--epochs", type=int, help="epochs in all, the first is warm-up (default 4 on GPU, 2 on CPU)")
-    parser.add_argument("--backend", choices=runtime.BACKENDS, help="default: $KERAS_BACKEND")
-    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16"))
-    parser.add_argument("--torch-compile", action="store_true", help="torch.compile the peer model")
-    parser.add_argument("--no-peer", action="store_true", help="skip the PyTorch peer")
-    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    args = parser.parse_args(argv)
-    if args.epochs is not None and args.epochs < 2:
-        parser.error(f"--epochs must be >= 2 (one warm-up + timed epochs). Received: {args.epochs}")
-    return args
+    add_common_args(parser, "GPU: 50000 images, batch 512, 4 epochs", "CPU: 512, 128, 2")
+    return parse(parser, argv)
 
 
 def synthetic_data(num_images: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(num_images, *IMAGE_SHAPE), dtype=np.uint8)
     return images, rng.integers(0, NUM_CLASSES, size=num_images).astype(np.int64)
-
-
-def summarize(epoch_seconds: list[float], images_per_epoch: int) -> dict:
-    steady = epoch_seconds[1:]
-    return {"first_epoch_s": epoch_seconds[0], "epoch_s": epoch_seconds,
-            "images_per_s": images_per_epoch * len(steady) / sum(steady)}
 
 
 def run_ours(images: np.ndarray, labels: np.ndarray, args: argparse.Namespace) -> dict:
@@ -174,20 +155,6 @@ def run_peer(images: np.ndarray, labels: np.ndarray, args: argparse.Namespace, b
     return {**summarize(epoch_seconds, steps * args.batch_size), "trainable_params": params,
             "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
             "version": torch.__version__}
-
-
-def hardware() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = None
-    if shutil.which("nvidia-smi"):
-        query = ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]
-        gpu = subprocess.run(query, capture_output=True, text=True).stdout.strip() or None
-    return {"cpu": cpu, "cpu_cores": os.cpu_count(), "gpu": gpu}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.classification import hardware, summarize  # noqa: E402
+from benchmarks.common import add_common_args, hardware, parse, summarize  # noqa: E402
 from shared import runtime  # noqa: E402  (stdlib only: safe before Keras is imported)
 
 REG_MAX, MAX_BOXES = 16, 32
@@ -49,19 +49,9 @@ INFERENCE_BATCHES = (1, 8)
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--image-size", type=int, default=640, help="multiple of 32 (default 640)")
-    parser.add_argument("--images", type=int, help="images per epoch (default 512 on GPU, 16 on CPU)")
-    parser.add_argument("--batch-size", type=int, help="default 32 on GPU, 8 on CPU")
-    parser.add_argument("--epochs", type=int, help="epochs in all, the first is warm-up (default 3 on GPU, 2 on CPU)")
     parser.add_argument("--num-classes", type=int, default=80)
-    parser.add_argument("--backend", choices=runtime.BACKENDS, help="default: $KERAS_BACKEND")
-    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16"))
-    parser.add_argument("--torch-compile", action="store_true", help="torch.compile the peer model")
-    parser.add_argument("--no-peer", action="store_true", help="skip the PyTorch peer")
-    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    args = parser.parse_args(argv)
-    if args.epochs is not None and args.epochs < 2:
-        parser.error(f"--epochs must be >= 2 (one warm-up + timed epochs). Received: {args.epochs}")
-    return args
+    add_common_args(parser, "GPU: 512 images, batch 32, 3 epochs", "CPU: 16, 8, 2")
+    return parse(parser, argv)
 
 
 def synthetic_data(num_images: int, image_size: int, num_classes: int, seed: int = 0) -> dict[str, np.ndarray]:
