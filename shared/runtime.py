@@ -46,12 +46,14 @@ def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
     return Path(data_root) if data_root else default_data_root()
 
 
-def require_path(path: Path, what: str) -> Path:
-    """Raises FileNotFoundError naming the path tried and how to provide the data."""
+def require_path(path: Path, what: str, setting: str | None = None) -> Path:
+    """Raises FileNotFoundError naming the path tried and how to provide the data: the config
+    key `setting` when the path comes from one, else the data root."""
     if not Path(path).exists():
-        raise FileNotFoundError(
-            f"{what} not found at {path}. Put the data there, or point the suite at the data "
-            f"root that holds it with --data-root DIR or the environment variable KTS_DATA.")
+        how = (f"set it with --set {setting}=PATH" if setting else
+               "point the suite at the data root that holds it with --data-root DIR or the "
+               "environment variable KTS_DATA")
+        raise FileNotFoundError(f"{what} not found at {path}. Put the data there, or {how}.")
     return Path(path)
 
 

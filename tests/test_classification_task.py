@@ -130,6 +130,8 @@ def test_model_harness_on_the_classifier(tmp_path):
     (["classification", "train", "--preset", "olivetti", "--data-root", "/nonexistent"],
      "/nonexistent/olivetti-faces"),
     (["classification", "evaluate", "--workdir", "/nonexistent/run"], "No trained model"),
+    (["classification", "train", "--preset", "smoke", "--set", "data.source=folder",
+      "--set", "data.path=/nonexistent/images"], "--set data.path=PATH"),
     (["nosuchtask", "train"], "Unknown task or command"),
 ])
 def test_user_errors_are_one_clear_line(argv, message, capsys, tmp_path):

@@ -48,12 +48,12 @@ def _raw_splits(cfg: DataConfig, data_root: Path) -> dict:
     if cfg.source == "folder":
         from pipelines.datasets.folder import load_image_folder
 
-        return load_image_folder(require_path(path, "Image folder (data.path)"),
+        return load_image_folder(require_path(path, "Image folder", "data.path"),
                                  channels=cfg.channels or 3)
     if cfg.source == "npz":
         from pipelines.datasets.npz import load_npz
 
-        return load_npz(require_path(path, "NumPy archive (data.path)"))
+        return load_npz(require_path(path, "NumPy archive", "data.path"))
     from pipelines.datasets.tfds import load_tfds
 
     data_dir = Path(cfg.tfds_data_dir).expanduser() if cfg.tfds_data_dir else None

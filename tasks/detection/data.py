@@ -19,19 +19,19 @@ def load_splits(config: DetectionConfig, data_root: Path) -> dict:
     if cfg.source == "bccd":
         splits = datasets.load_bccd_detection(data_root)
     elif cfg.source == "voc":
-        root = require_path(Path(cfg.path).expanduser(), "VOC root (data.path)")
+        root = require_path(Path(cfg.path).expanduser(), "VOC root", "data.path")
         splits = {split: datasets.load_voc_detection(root, split, list(cfg.class_names))
                   for split in ("train", "val", "test")
                   if (root / "ImageSets" / "Main" / f"{split}.txt").exists()}
     elif cfg.source == "yolo":
-        root = require_path(Path(cfg.path).expanduser(), "YOLO dataset root (data.path)")
+        root = require_path(Path(cfg.path).expanduser(), "YOLO dataset root", "data.path")
         splits = {split: datasets.load_yolo_txt(root / "images" / split, root / "labels" / split,
                                                 list(cfg.class_names))
                   for split in ("train", "val", "test") if (root / "images" / split).is_dir()}
     else:
-        images = require_path(Path(cfg.path).expanduser(), "COCO images folder (data.path)")
+        images = require_path(Path(cfg.path).expanduser(), "COCO images folder", "data.path")
         annotations = require_path(Path(cfg.annotations).expanduser(),
-                                   "COCO annotation file (data.annotations)")
+                                   "COCO annotation file", "data.annotations")
         splits = {"train": datasets.load_coco_json(images, annotations)}
     if "train" not in splits:
         raise FileNotFoundError(f"No training split found for data.source={cfg.source} at "
