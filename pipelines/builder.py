@@ -119,3 +119,33 @@ def eval_dataset(source, *, batch_size: int, ops: Sequence[ElementOp] = (),
 def steps_per_epoch(num_samples: int, batch_size: int, cap: int = 0) -> int:
     steps = max(1, num_samples // batch_size)
     return min(steps, cap) if cap > 0 else steps
+
+
+def step_dataset(make_batch: Callable[[int], object], *, start_step: int = 0, threads: int = 2,
+                 prefetch: int = 2, finalize: Callable | None = None) -> grain.IterDataset:
+    """Infinite stream of `make_batch(global_step)` from `start_step` (for samplers that
+    build whole batches themselves, e.g. length-bucketed text); resumes like `train_dataset`."""
+    dataset = grain.MapDataset.range(0, 2**62).map(make_batch)
+    if finalize is not None:
+        dataset = dataset.map(finalize)
+    return _finish(dataset[start_step:], threads, prefetch, 0)
+
+
+def with_dynamic_shapes(dataset):
+    """`dataset` for `fit()` when batch shapes vary (length-bucketed text), on any backend.
+
+    Keras infers a grain dataset's signature from its first few batches, and on TensorFlow
+    a dimension that did not vary there is fixed for good. Under the TensorFlow backend this
+    returns a `tf.data` view of the same iterator whose every dimension is unknown (an
+    optional tf.data adapter); other backends take the grain dataset as it is.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return dataset
+    import tensorflow as tf
+
+    first = next(iter(dataset))
+    signature = keras.tree.map_structure(
+        lambda leaf: tf.TensorSpec((None,) * np.ndim(leaf), np.asarray(leaf).dtype), first)
+    return tf.data.Dataset.from_generator(lambda: iter(dataset), output_signature=signature)

@@ -130,3 +130,39 @@ def bucket_by_length(lengths: Sequence[int] | np.ndarray, batch_size: int, bound
     if shuffle:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+class BucketedBatches:
+    """Global step -> padded batch of similar-length examples: the seq2seq training stream.
+
+    `examples` are Tokenize outputs. Every epoch deals the indices into buckets of width
+    `bucket_width` by max(source, target) length and batches each bucket
+    (`bucket_by_length`, seeded by (seed, epoch)); sequences are padded to the batch
+    maximum rounded up to `bucket_width` (few distinct shapes, so few compilations). The
+    batch at step S is a pure function of (examples, seed, S), so resuming is `[S:]`.
+    """
+
+    def __init__(self, examples: Sequence[Mapping], batch_size: int, seed: int, bucket_width: int = 8,
+                 pad_id: int = 0):
+        if not examples:
+            raise ValueError("BucketedBatches needs at least one example; received none.")
+        self.examples, self.batch_size, self.seed = list(examples), int(batch_size), int(seed)
+        self.bucket_width, self.pad_id = int(bucket_width), int(pad_id)
+        self.lengths = np.asarray([max(len(e["source"]), len(e["target_out"])) for e in self.examples])
+        longest = int(self.lengths.max())
+        self.boundaries = list(range(self.bucket_width, longest + self.bucket_width, self.bucket_width))
+        self.steps_per_epoch = len(self._epoch(0))
+        self._cache: tuple[int, list[np.ndarray]] | None = None
+
+    def _epoch(self, epoch: int) -> list[np.ndarray]:
+        seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
+        return bucket_by_length(self.lengths, self.batch_size, self.boundaries, seed=seed, shuffle=True)
+
+    def indices(self, step: int) -> np.ndarray:
+        epoch, position = divmod(int(step), self.steps_per_epoch)
+        if self._cache is None or self._cache[0] != epoch:
+            self._cache = (epoch, self._epoch(epoch))
+        return self._cache[1][position]
+
+    def __call__(self, step: int) -> dict[str, np.ndarray]:
+        return pad_batch([self.examples[i] for i in self.indices(step)], self.pad_id, multiple=self.bucket_width)

@@ -42,10 +42,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="one line per epoch, less output")
 
 
-def task_parser(task_name: str) -> argparse.ArgumentParser:
+def task_parser(task_name: str, aliases: dict | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"kts {task_name}")
-    parser.add_argument("command", choices=COMMANDS)
-    parser.add_argument("inputs", nargs="*", help="predict: image files")
+    parser.add_argument("command", choices=COMMANDS + tuple(aliases or {}))
+    parser.add_argument("inputs", nargs="*", help="predict: image files (seq2seq translate: texts)")
     parser.add_argument("--preset", default=None, help="config preset (see --list-presets)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="typed config override, e.g. train.epochs=3")
@@ -98,9 +98,11 @@ def run_task_command(task_name: str, argv: list[str]) -> int:
         print(f"# kts {task_name} --preset {preset}: keys for --set KEY=VALUE\n"
               + describe(task.make_config(preset, [])))
         return 0
-    args = task_parser(task_name).parse_args(argv)
-    runtime.select_backend(args.backend)
     task = load_task(task_name)
+    aliases = getattr(task, "aliases", {})
+    args = task_parser(task_name, aliases).parse_args(argv)
+    args.command = aliases.get(args.command, args.command)
+    runtime.select_backend(args.backend)
     run = build_run(task, args)
     runtime.seed_everything(run.config.seed)
     runtime.set_precision(run.config.train.precision)
@@ -108,8 +110,8 @@ def run_task_command(task_name: str, argv: list[str]) -> int:
         task.run_all(run)
     elif args.command == "predict":
         if not args.inputs:
-            raise SystemExit("predict needs one or more input files: "
-                             f"kts {task_name} predict IMG [IMG ...]")
+            raise SystemExit("predict needs one or more inputs: "
+                             f"kts {task_name} {' | '.join(['predict', *aliases])} INPUT [INPUT ...]")
         task.run_stage(run, "predict", inputs=args.inputs, out=args.out)
     else:
         task.run_stage(run, args.command)

@@ -43,6 +43,12 @@ def export_saved_model(model, export_dir: str | Path,
     with tempfile.TemporaryDirectory(prefix="kts-export-") as scratch:
         raw_dir = Path(scratch) / "raw"
         extra = {"input_signature": input_signature} if input_signature is not None else {}
+        import keras
+
+        if keras.backend.backend() == "jax":
+            # Serving only: no gradient graph (jax2tf cannot differentiate a while loop with
+            # a data-dependent stop, e.g. beam search, and nobody trains a SavedModel here).
+            extra["jax2tf_kwargs"] = {"with_gradient": False}
         model.export(str(raw_dir), format="tf_saved_model", verbose=False, **extra)
         raw = tf.saved_model.load(str(raw_dir))
         module = wrap(raw) if wrap else raw

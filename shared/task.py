@@ -81,6 +81,7 @@ class Task:
     presets: dict = {}
     stages: dict[str, str] = {}
     commands = ("train", "evaluate", "export", "predict", "report", "run")
+    aliases: dict[str, str] = {}  # extra command -> stage, e.g. {"translate": "predict"}
 
     def _stage(self, stage: str):
         import importlib

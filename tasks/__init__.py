@@ -3,4 +3,5 @@
 TASKS = {
     "classification": "tasks.classification",
     "detection": "tasks.detection",
+    "seq2seq": "tasks.seq2seq",
 }

@@ -183,3 +183,25 @@ def test_ops_in_the_builder():
     assert batch["source"].shape == (4, 8) and batch["target_out"].shape == (4, 6)
     evaluation = list(builder.eval_dataset(source, batch_size=5, ops=ops, threads=1))
     assert sum(int(b["truncated"].sum()) for b in evaluation) == 4  # "abc" * 3 + eos > 8
+
+
+def test_bucketed_batches_are_deterministic_resumable_and_padded_to_the_width():
+    from pipelines.seq_ops import BucketedBatches
+
+    rng = np.random.default_rng(0)
+    examples = [{"source": np.arange(1, n + 1, dtype=np.int32), "target_in": np.ones(m, np.int32),
+                 "target_out": np.ones(m, np.int32), "truncated": np.int32(0)}
+                for n, m in zip(rng.integers(2, 30, 50), rng.integers(2, 20, 50))]
+    batches = BucketedBatches(examples, batch_size=8, seed=3, bucket_width=8)
+    epoch = [batches.indices(step) for step in range(batches.steps_per_epoch)]
+    assert sorted(np.concatenate(epoch).tolist()) == list(range(50))  # each example once per epoch
+    again = BucketedBatches(examples, batch_size=8, seed=3, bucket_width=8)
+    step = batches.steps_per_epoch + 2  # second epoch: a new order, the same for a fresh sampler
+    np.testing.assert_array_equal(again(step)["source"], batches(step)["source"])
+    assert not all(np.array_equal(a, b) for a, b in zip(epoch, [batches.indices(batches.steps_per_epoch + i)
+                                                                 for i in range(len(epoch))]))
+    for s in range(batches.steps_per_epoch):
+        out = batches(s)
+        assert out["source"].shape[1] % 8 == 0 and out["target_in"].shape[1] % 8 == 0
+        lengths = batches.lengths[batches.indices(s)]
+        assert lengths.max() - lengths.min() < 8  # one bucket per batch

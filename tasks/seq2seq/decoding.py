@@ -13,6 +13,8 @@ hypotheses, early stop once no alive beam can beat the worst finished one.
     step: int32 scalar, the index of the token being produced (0 for the first);
     logits: (B', V) float (cast to float32; log-softmax is applied here), V static, V >= 2;
     new_state: same structure and shapes as `state`.
+`batch_size` may be a Python int or, when tracing with an unknown batch dimension (a Keras
+predict function, an export), the scalar tensor `ops.shape(source)[0]`.
 B' is `batch_size` for greedy search and `batch_size * beam_size` for beam search (batch-major:
 row b * beam_size + k is beam k of item b), the state being tiled with `tile_state`.
 
@@ -55,10 +57,10 @@ def gather_beams(state, indices, batch_size: int, beam_size: int):
 
 def _gather(values, indices):
     """values (B, K, ...), indices (B, K') -> (B, K', ...)."""
-    batch_size, beam_size = values.shape[0], values.shape[1]
-    flat = ops.reshape(values, (batch_size * beam_size, *values.shape[2:]))
+    batch_size, beam_size = ops.shape(values)[0], values.shape[1]
+    flat = ops.reshape(values, (-1, *values.shape[2:]))
     out = gather_beams(flat, indices, batch_size, beam_size)
-    return ops.reshape(out, (batch_size, indices.shape[1], *values.shape[2:]))
+    return ops.reshape(out, (-1, indices.shape[1], *values.shape[2:]))
 
 
 def _top(scores, count: int):
@@ -104,7 +106,7 @@ def greedy_search(next_fn: NextFn, initial_state, batch_size: int, start_id: int
         return ops.logical_and(step < max_length, ops.logical_not(ops.all(finished)))
 
     def body(step, tokens, last, finished, lengths, scores, state):
-        logits, state = next_fn(ops.reshape(last, (batch_size, 1)), state, step)
+        logits, state = next_fn(ops.reshape(last, (-1, 1)), state, step)
         log_probs = _log_probs(logits)
         token = ops.cast(ops.argmax(log_probs, axis=-1), "int32")
         token_log_prob = ops.take_along_axis(log_probs, token[:, None], axis=-1)[:, 0]
@@ -166,11 +168,11 @@ def beam_search(next_fn: NextFn, initial_state, batch_size: int, start_id: int, 
     def body(step, alive_seq, alive_log_probs, finished_seq, finished_scores, state):
         previous = ops.take(alive_seq, ops.maximum(step - 1, 0), axis=2)  # (B, K)
         last = ops.where(ops.equal(step, 0), ops.full_like(previous, start_id), previous)
-        logits, state = next_fn(ops.reshape(last, (batch_size * beam_size, 1)), state, step)
+        logits, state = next_fn(ops.reshape(last, (-1, 1)), state, step)
         log_probs = _log_probs(logits)
         vocab_size = log_probs.shape[-1]
-        candidates = alive_log_probs[:, :, None] + ops.reshape(log_probs, (batch_size, beam_size, vocab_size))
-        candidates = ops.reshape(candidates, (batch_size, beam_size * vocab_size))
+        candidates = alive_log_probs[:, :, None] + ops.reshape(log_probs, (-1, beam_size, vocab_size))
+        candidates = ops.reshape(candidates, (-1, beam_size * vocab_size))
         top = _top(candidates, 2 * beam_size)  # (B, 2K)
         top_log_probs = ops.take_along_axis(candidates, top, axis=1)
         top_beams, top_tokens = top // vocab_size, top % vocab_size

@@ -1,0 +1,117 @@
+"""Evaluate stage: decode the evaluation split greedily and with beams, score with sacreBLEU.
+
+Scores are corpus BLEU and chrF (sacreBLEU, default settings, signature recorded) on the
+detokenized output against the raw references, exact match (the dates task's measure:
+hypothesis == reference after the tokenizer's normalisation), and decoding speed. Writes
+evaluation/results.json, the best setting's hypotheses (one line per sentence) and the
+attention of a few sentences for the report.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from pipelines.text import BOS_ID, EOS_ID
+from shared.io import atomic_write_json, atomic_write_text
+from shared.task import Run
+from tasks.seq2seq import data as data_lib
+from tasks.seq2seq.config import Seq2SeqConfig
+from tasks.seq2seq.search import Translator
+from tasks.seq2seq.training import load
+
+
+def decoding_settings(config: Seq2SeqConfig) -> list[int]:
+    """Greedy (0) first, then every beam width of the table and the main one, deduplicated."""
+    widths = [0] + sorted(set(config.eval.beam_sizes) | {config.eval.beam_size})
+    return list(dict.fromkeys(w for w in widths if w >= 0))
+
+
+def setting_name(beam_size: int) -> str:
+    return "greedy" if beam_size == 0 else f"beam {beam_size}"
+
+
+def decode_split(model, examples: list[dict], config: Seq2SeqConfig, beam_size: int) -> tuple[list, float]:
+    """Best token ids (without eos/padding) per example, in order, and the seconds it took."""
+    translator = Translator(model, config.data.max_target_length, beam_size, config.eval.length_penalty)
+    outputs: list = [None] * len(examples)
+    started = time.perf_counter()
+    for indices, batch in data_lib.eval_batches(examples, config.eval.batch_size, config.data.bucket_width):
+        result = translator.predict_on_batch(batch["source"])
+        tokens, lengths = np.asarray(result["tokens"]), np.asarray(result["lengths"])
+        for row, index in enumerate(indices):
+            ids = tokens[row, : lengths[row]].tolist()
+            outputs[index] = ids[:-1] if ids and ids[-1] == EOS_ID else ids
+    return outputs, time.perf_counter() - started
+
+
+def score(hypotheses: list[str], references: list[str], normalize) -> dict:
+    from sacrebleu.metrics import BLEU, CHRF
+
+    bleu, chrf = BLEU(), CHRF()
+    bleu_score = bleu.corpus_score(hypotheses, [references])
+    chrf_score = chrf.corpus_score(hypotheses, [references])
+    exact = float(np.mean([h == normalize(r) for h, r in zip(hypotheses, references)])) if references else 0.0
+    return {"bleu": float(bleu_score.score), "chrf": float(chrf_score.score), "exact_match": exact,
+            "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature()),
+            "bleu_detail": str(bleu_score)}
+
+
+def token_labels(tokenizer, ids) -> list[str]:
+    """Readable labels of single ids for attention plots."""
+    return ["</s>" if int(i) == EOS_ID else (tokenizer.decode([int(i)]) or "\u2581") for i in ids]
+
+
+def attention_examples(model, examples: list[dict], hypotheses_ids: list, tokenizers, count: int) -> list[dict]:
+    """Teacher-forced attention over the model's own output for the first `count` sentences."""
+    from keras import ops
+
+    found = []
+    for index in range(min(count, len(examples))):
+        source = examples[index]["source"]
+        target_out = list(hypotheses_ids[index]) + [EOS_ID]
+        target_in = [BOS_ID] + target_out[:-1]
+        weights = model.attention_weights(np.asarray([source], np.int32), np.asarray([target_in], np.int32))
+        found.append({"index": index, "source": token_labels(tokenizers[0], source),
+                      "target": token_labels(tokenizers[1], target_out),
+                      "weights": np.round(ops.convert_to_numpy(weights)[0], 4).tolist()})
+    return found
+
+
+def evaluate(run: Run) -> dict:
+    config: Seq2SeqConfig = run.config
+    model = load(run.dir.require_model())
+    tokenizers = data_lib.load_tokenizers(config, run.dir)
+    split = data_lib.load_splits(config, run.data_root)[config.eval.split]
+    if config.eval.limit:
+        split = type(split)(split.sources[: config.eval.limit], split.targets[: config.eval.limit])
+    examples, truncated = data_lib.encode(split, tokenizers, config)
+    references = split.targets
+    table, outputs = [], {}
+    for beam_size in decoding_settings(config):
+        ids, seconds = decode_split(model, examples, config, beam_size)
+        hypotheses = [tokenizers[1].decode(h) for h in ids]
+        outputs[beam_size] = (ids, hypotheses)
+        row = {"setting": setting_name(beam_size), "beam_size": beam_size, "seconds": seconds,
+               "sentences_per_second": len(examples) / max(seconds, 1e-9),
+               **score(hypotheses, references, tokenizers[1].normalize)}
+        table.append(row)
+        print(f"seq2seq {setting_name(beam_size)}: BLEU {row['bleu']:.2f}, chrF {row['chrf']:.2f}, "
+              f"exact match {row['exact_match']:.4f} ({len(examples)} sentences, "
+              f"{row['sentences_per_second']:.1f}/s)")
+    main = next(row for row in table if row["beam_size"] == config.eval.beam_size)
+    best_ids, best_hypotheses = outputs[config.eval.beam_size]
+    greedy_hypotheses = outputs[0][1]
+    samples = [{"source": split.sources[i], "reference": references[i], "greedy": greedy_hypotheses[i],
+                "beam": best_hypotheses[i]} for i in range(min(config.eval.examples, len(examples)))]
+    results = {"split": config.eval.split, "sentences": len(examples), "truncated_sources": truncated,
+               "main_setting": main["setting"], "bleu": main["bleu"], "chrf": main["chrf"],
+               "exact_match": main["exact_match"], "bleu_signature": main["bleu_signature"],
+               "chrf_signature": main["chrf_signature"], "settings": table, "samples": samples,
+               "attention": attention_examples(model, examples, best_ids, tokenizers,
+                                               config.eval.attention_examples)}
+    run.dir.evaluation.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.dir.evaluation / "hypotheses.txt", "\n".join(best_hypotheses) + "\n")
+    atomic_write_json(run.dir.evaluation / "results.json", results)
+    return results

@@ -1,0 +1,44 @@
+"""Seq2seq report figures: attention heat maps and a BLEU-by-setting bar chart (PNG bytes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from shared.plots import _to_png, plt
+
+
+def attention_maps(examples: Sequence[dict], max_tokens: int = 40) -> bytes:
+    """One heat map per example: target tokens (rows) attending over source tokens (columns).
+
+    `examples` items hold "source" and "target" token labels and "weights" (T, S)."""
+    count = max(1, len(examples))
+    fig, axes = plt.subplots(1, count, figsize=(5.2 * count, 4.6), squeeze=False)
+    for axis, example in zip(axes[0], examples):
+        weights = np.asarray(example["weights"], np.float32)[:max_tokens, :max_tokens]
+        source, target = example["source"][: weights.shape[1]], example["target"][: weights.shape[0]]
+        axis.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+        axis.set_xticks(range(len(source)), [repr(s)[1:-1] for s in source], rotation=90, fontsize=7)
+        axis.set_yticks(range(len(target)), [repr(t)[1:-1] for t in target], fontsize=7)
+        axis.set_xlabel("source")
+        axis.set_ylabel("output")
+        axis.set_title(f"sentence {example['index']}", fontsize=9)
+    for axis in axes[0][len(examples):]:
+        axis.axis("off")
+    fig.tight_layout()
+    return _to_png(fig)
+
+
+def settings_chart(settings: Sequence[dict]) -> bytes:
+    """BLEU and chrF for greedy and each beam width."""
+    names = [row["setting"] for row in settings]
+    positions = np.arange(len(names))
+    fig, axis = plt.subplots(figsize=(1.2 * len(names) + 3, 3.2))
+    axis.bar(positions - 0.2, [row["bleu"] for row in settings], 0.4, label="BLEU")
+    axis.bar(positions + 0.2, [row["chrf"] for row in settings], 0.4, label="chrF")
+    axis.set_xticks(positions, names)
+    axis.set_ylabel("score")
+    axis.legend(loc="lower right")
+    axis.grid(axis="y", alpha=0.3)
+    return _to_png(fig)

@@ -1,0 +1,72 @@
+"""Report stage: BLEU / chrF / exact-match cards, greedy-vs-beam table, samples, attention."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from shared import config as config_lib
+from shared import plots as shared_plots
+from shared.report import Report, update_index
+from shared.runtime import environment
+from shared.task import Run
+from shared.training import read_history
+from tasks.seq2seq import plots
+
+
+def _title(config) -> str:
+    data, model = config.data, config.model
+    corpus = (f"Multi30k {data.source_lang}->{data.target_lang}" if data.source == "multi30k"
+              else {"dates": "dates -> ISO"}.get(data.source, f"{data.source} {data.path}"))
+    if model.architecture == "rnn":
+        net = f"bi-{model.cell.upper()} + {model.attention} attention"
+    else:
+        net = f"Transformer {model.encoder_layers}+{model.decoder_layers} layers, d={model.model_dim}"
+    return f"Translation: {corpus} / {net}"
+
+
+def report(run: Run) -> Path:
+    results_path = run.dir.evaluation / "results.json"
+    if not results_path.exists():
+        raise FileNotFoundError(f"No evaluation at {results_path}; run "
+                                f"`kts seq2seq evaluate --workdir {run.dir.root}` first.")
+    results = json.loads(results_path.read_text())
+    training = json.loads(run.dir.training_json.read_text())
+    config = run.config
+    rep = Report("seq2seq", _title(config))
+    main = results["main_setting"]
+    headline = {f"BLEU ({main})": results["bleu"], f"chrF ({main})": results["chrf"],
+                "exact match": results["exact_match"], f"{results['split']} sentences": results["sentences"]}
+    rep.add_metrics(headline)
+    if training.get("stopped_reason"):
+        rep.add_text("Training stopped early", training["stopped_reason"])
+    history = read_history(run.dir.history_csv)
+    if history:
+        rep.add_figure("training_curves", shared_plots.training_curves(history),
+                       "Label-smoothed loss and token accuracy (teacher forcing), train and validation.")
+    rep.add_table("Greedy vs beam search", ["decoding", "BLEU", "chrF", "exact match", "sentences / s"],
+                  [[row["setting"], f"{row['bleu']:.2f}", f"{row['chrf']:.2f}", f"{row['exact_match']:.4f}",
+                    f"{row['sentences_per_second']:.1f}"] for row in results["settings"]],
+                  note=f"length penalty alpha = {config.eval.length_penalty}; batch "
+                       f"{config.eval.batch_size}; sacreBLEU signature: {results['bleu_signature']}")
+    rep.add_figure("decoding", plots.settings_chart(results["settings"]),
+                   "Corpus BLEU and chrF (sacreBLEU) for each decoding setting.")
+    if results["attention"]:
+        rep.add_figure("attention", plots.attention_maps(results["attention"]),
+                       "Attention of the model's own output (rows) over the source tokens (columns)"
+                       + (", last decoder layer, mean over heads." if config.model.architecture ==
+                          "transformer" else "."))
+    rep.add_table("Sample translations", ["source", "reference", "greedy", main],
+                  [[s["source"], s["reference"], s["greedy"], s["beam"]] for s in results["samples"]])
+    rep.add_text("sacreBLEU", f"{results['bleu_signature']}\n{results['chrf_signature']}\n"
+                              + next(r["bleu_detail"] for r in results["settings"] if r["setting"] == main))
+    truncated = training.get("truncated", {})
+    rep.add_table("Data", ["split", "pairs", "truncated"],
+                  [[name, count, truncated.get(name, 0)] for name, count in training["samples"].items()]
+                  + [[results["split"], results["sentences"], results["truncated_sources"]]])
+    rep.add_skipped(training.get("skipped", []))
+    rep.set_run_info(config_lib.to_dict(config), environment(), run.dir.timings())
+    index_html = rep.write(run.dir.report)
+    update_index(run.reports_dir, "seq2seq", run.dir.report, headline)
+    print(f"seq2seq report: {index_html}")
+    return index_html

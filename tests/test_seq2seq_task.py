@@ -1,0 +1,102 @@
+"""Seq2seq end to end through the CLI on a tiny config (the plumbing, not the accuracy):
+train -> evaluate -> export -> report, `translate`, other corpora and bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from shared.cli import main
+from shared.testing import run_cli
+
+pytestmark = pytest.mark.backend
+
+TINY = ("--preset", "smoke", "--set", "data.dates_train=300", "--set", "data.dates_val=40",
+        "--set", "data.dates_test=40", "--set", "train.epochs=1", "--set", "train.batch_size=32")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("s2s") / "run"
+    assert run_cli("seq2seq", "run", workdir, *TINY) == 0
+    return workdir
+
+
+def test_run_writes_every_artifact(tiny_run):
+    for name in ("config.json", "model.keras", "training.json", "logs/history.csv",
+                 "tokenizer/source/chars.json", "tokenizer/target/chars.json",
+                 "evaluation/results.json", "evaluation/hypotheses.txt",
+                 "report/report.json", "report/index.html", "report/attention.png"):
+        assert (tiny_run / name).exists(), name
+    results = json.loads((tiny_run / "evaluation/results.json").read_text())
+    assert results["sentences"] == 40
+    assert [row["setting"] for row in results["settings"]] == ["greedy", "beam 1", "beam 2"]
+    assert results["bleu_signature"].startswith("nrefs:1|case:mixed")
+    assert 0.0 <= results["exact_match"] <= 1.0 and len(results["samples"]) == 4
+    attention = results["attention"][0]
+    assert np.asarray(attention["weights"]).shape == (len(attention["target"]), len(attention["source"]))
+    assert len((tiny_run / "evaluation/hypotheses.txt").read_text().splitlines()) == 40
+
+
+def test_saved_model_translate_signature_agrees_with_keras(tiny_run):
+    tf = pytest.importorskip("tensorflow")
+    info = json.loads((tiny_run / "export/translate.json").read_text())
+    assert info["check"]["same_tokens"] and info["beam_size"] == 2
+    assert (tiny_run / "export/tokenizer/source/chars.json").exists()
+    loaded = tf.saved_model.load(str(tiny_run / "export/saved_model"))
+    out = loaded.signatures["translate"](source_ids=tf.constant([[5, 6, 7, 3, 0], [8, 3, 0, 0, 0]], tf.int32))
+    assert out["tokens"].shape == (2, info["max_length"]) and out["scores"].dtype == tf.float32
+
+
+def test_translate_is_text_in_text_out(tiny_run, tmp_path, capsys):
+    assert run_cli("seq2seq", "translate", tiny_run, "3 May 1979", "tuesday march 4 1999",
+                   "--out", str(tmp_path)) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    saved = json.loads((tmp_path / "translations.json").read_text())
+    assert [item["source"] for item in saved] == ["3 May 1979", "tuesday march 4 1999"]
+    assert [item["translation"] for item in saved] == lines
+
+
+def test_translate_rejects_empty_input_and_counts_unknown_characters(tiny_run, capsys):
+    assert main(["seq2seq", "translate", "  ", "--workdir", str(tiny_run)]) == 2
+    assert "empty text" in capsys.readouterr().err
+    assert run_cli("seq2seq", "translate", tiny_run, "3 May 1979 \u2603\u2603") == 0
+    assert "2 unknown token(s)" in capsys.readouterr().err
+
+
+def test_a_tsv_corpus_trains_and_its_bad_lines_are_counted(tmp_path):
+    lines = [f"{n} apples\t{n} Äpfel\tCC-BY" for n in range(60)] + ["no tab here", "\tempty source", "@@\t@@"]
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    workdir = tmp_path / "run"
+    assert run_cli("seq2seq", "train", workdir, "--preset", "smoke", "--set", "data.source=tsv",
+                   "--set", f"data.path={tsv}", "--set", "data.validation_fraction=0.1",
+                   "--set", "train.epochs=1", "--set", "train.batch_size=16") == 0
+    training = json.loads((workdir / "training.json").read_text())
+    assert training["samples"] == {"train": 48, "val": 6}
+    reasons = " ".join(entry["reason"] for entry in training["skipped"])
+    assert "column" in reasons and "no letter or digit" in reasons and len(training["skipped"]) == 3
+
+
+def test_misaligned_parallel_files_give_one_clear_error(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("one\ntwo\nthree\n")
+    (tmp_path / "b.txt").write_text("eins\nzwei\n")
+    code = main(["seq2seq", "train", "--preset", "smoke", "--workdir", str(tmp_path / "run"),
+                 "--set", "data.source=files", "--set", f"data.path={tmp_path / 'a.txt'}",
+                 "--set", f"data.target_path={tmp_path / 'b.txt'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "same number of lines" in err and "a.txt" in err and "b.txt" in err
+    assert main(["seq2seq", "train", "--preset", "smoke", "--workdir", str(tmp_path / "run"),
+                 "--set", "data.source=files", "--set", f"data.path={tmp_path / 'a.txt'}"]) == 2
+    assert "data.target_path" in capsys.readouterr().err
+
+
+def test_multi30k_training_side_drops_the_wordless_lines(data_root):
+    from tasks.seq2seq import data as data_lib
+    from tasks.seq2seq.config import multi30k_rnn
+
+    splits = data_lib.load_splits(multi30k_rnn(), data_root)
+    assert len(splits["test"]) == 1000 and len(splits["val"]) == 1014
+    assert len(splits["train"]) == 29000 - len(splits["skipped"]) and 1 <= len(splits["skipped"]) <= 4
+    assert all("@@" in entry["reason"] for entry in splits["skipped"])
