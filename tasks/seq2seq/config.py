@@ -101,7 +101,7 @@ class Seq2SeqConfig:
 def smoke() -> Seq2SeqConfig:
     """Tests and CI: a tiny GRU + Bahdanau model on 2,000 generated dates, 2 epochs.
     Command: kts seq2seq run --preset smoke
-    Expect: ~30 s on 2 CPU cores; learns the fixed characters (exact match near 0)."""
+    Expect: ~25 s on 2 CPU cores; token accuracy ~0.48 (the fixed characters), exact match 0."""
     cfg = dates()
     cfg.data.dates_train, cfg.data.dates_val, cfg.data.dates_test = 2000, 200, 200
     cfg.model.embedding_dim, cfg.model.hidden_dim = 32, 64
@@ -115,13 +115,15 @@ def smoke() -> Seq2SeqConfig:
 def dates() -> Seq2SeqConfig:
     """Human-readable dates -> ISO dates with a character-level GRU + Bahdanau attention.
     Command: kts seq2seq run --preset dates
-    Expect (target): exact match >= 99.5% on 2,000 held-out dates, minutes on CPU."""
+    Expect (target >= 99.5%): measured (2026-11-22, TF, 2 shared CPU cores) exact match 99.90%
+    on the 2,000 held-out dates (greedy, beam 1 and beam 4 alike; 2 wrong, both two-digit-year
+    or year-2100 edge cases) after 4 epochs, 172 s of training; 12 epochs gave 100.00%."""
     cfg = Seq2SeqConfig()
     cfg.data = DataConfig(source="dates", max_source_length=48, max_target_length=12)
     cfg.tokenizer = TokenizerConfig(kind="char", joint=False)
     cfg.model = ModelConfig(architecture="rnn", cell="gru", attention="bahdanau",
                             embedding_dim=64, hidden_dim=128, dropout_rate=0.0)
-    cfg.train = TrainConfig(epochs=12, batch_size=128, optimizer="adam", learning_rate=3e-3,
+    cfg.train = TrainConfig(epochs=4, batch_size=128, optimizer="adam", learning_rate=3e-3,
                             weight_decay=0.0, warmup_epochs=0.0, gradient_clip_norm=1.0,
                             label_smoothing=0.0)
     cfg.eval = EvalConfig(beam_sizes=(1, 4), beam_size=4, length_penalty=0.0)
@@ -160,15 +162,28 @@ def multi30k_transformer() -> Seq2SeqConfig:
     return cfg
 
 
+def multi30k_cpu() -> Seq2SeqConfig:
+    """Multi30k de->en on a CPU in under an hour: a small pre-norm Transformer (3+3 layers,
+    d=256, 4 heads, shared embeddings, joint 8k BPE), 6 epochs.
+    Command: kts seq2seq run --preset multi30k-cpu
+    Expect: a lower target than the GPU presets (see docs/results.md for the measured BLEU)."""
+    cfg = multi30k_transformer()
+    cfg.model = ModelConfig(architecture="transformer", model_dim=256, num_heads=4, ff_dim=1024,
+                            encoder_layers=3, decoder_layers=3, dropout_rate=0.1)
+    cfg.train.epochs = 6
+    cfg.train.learning_rate = 1e-3
+    return cfg
+
+
 def demo() -> Seq2SeqConfig:
     """`make demo`: the dates task at demo scale (10,000 pairs, 4 epochs).
     Command: kts seq2seq run --preset demo
     Expect: ~2 min on 2 CPU cores."""
     cfg = dates()
     cfg.data.dates_train = 10000
-    cfg.train.epochs = 4
+    cfg.train.epochs = 3
     return cfg
 
 
 PRESETS = {"smoke": smoke, "demo": demo, "dates": dates, "multi30k-rnn": multi30k_rnn,
-           "multi30k-transformer": multi30k_transformer}
+           "multi30k-transformer": multi30k_transformer, "multi30k-cpu": multi30k_cpu}
