@@ -83,19 +83,22 @@ class PadToLength:
 
 
 def pad_batch(elements: Sequence[Mapping], pad_id: int = 0, keys: Sequence[str] = SEQUENCE_KEYS,
-              multiple: int = 1) -> dict[str, np.ndarray]:
+              multiple: int = 1, same_length: bool = False) -> dict[str, np.ndarray]:
     """Stacks elements into a batch, padding each of `keys` to the batch maximum.
 
     The length is rounded up to a multiple of `multiple` (e.g. 8) to limit the number of
-    distinct shapes a compiled model sees. Other keys are stacked as they are.
+    distinct shapes a compiled model sees; with `same_length`, every key gets the longest
+    of them (one shape per bucket instead of one per source/target length pair). Other keys
+    are stacked as they are.
     """
     if not elements:
         raise ValueError("pad_batch needs at least one element; received none.")
     batch: dict[str, np.ndarray] = {}
+    overall = max(len(element[key]) for element in elements for key in keys if key in element)
     for key in elements[0]:
         values = [element[key] for element in elements]
         if key in keys:
-            longest = max(len(value) for value in values)
+            longest = overall if same_length else max(len(value) for value in values)
             length = -(-longest // multiple) * multiple
             batch[key] = np.stack([_pad(value, length, pad_id) for value in values])
         else:
@@ -165,4 +168,5 @@ class BucketedBatches:
         return self._cache[1][position]
 
     def __call__(self, step: int) -> dict[str, np.ndarray]:
-        return pad_batch([self.examples[i] for i in self.indices(step)], self.pad_id, multiple=self.bucket_width)
+        return pad_batch([self.examples[i] for i in self.indices(step)], self.pad_id, multiple=self.bucket_width,
+                         same_length=True)
