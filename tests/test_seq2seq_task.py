@@ -100,3 +100,34 @@ def test_multi30k_training_side_drops_the_wordless_lines(data_root):
     assert len(splits["test"]) == 1000 and len(splits["val"]) == 1014
     assert len(splits["train"]) == 29000 - len(splits["skipped"]) and 1 <= len(splits["skipped"]) <= 4
     assert all("@@" in entry["reason"] for entry in splits["skipped"])
+
+
+def test_resume_after_a_kill_is_exact(tmp_path, monkeypatch):
+    """A Transformer with dropout, killed after epoch 1 and resumed, ends with the weights of
+    an uninterrupted run (optimizer, dropout RNG and the bucketed stream's position)."""
+    import keras
+
+    import shared.training
+    import tasks.seq2seq.training  # noqa: F401 - registers the custom classes
+
+    args = (*TINY, "--set", "train.epochs=3", "--set", "model.architecture=transformer",
+            "--set", "model.model_dim=16", "--set", "model.num_heads=2", "--set", "model.ff_dim=32",
+            "--set", "model.encoder_layers=1", "--set", "model.decoder_layers=1",
+            "--set", "model.dropout_rate=0.2", "--set", "model.share_embeddings=false")
+    assert run_cli("seq2seq", "train", tmp_path / "straight", *args) == 0
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("simulated kill")
+
+    real_fit = shared.training.fit
+    monkeypatch.setattr(shared.training, "fit", lambda *a, **k: real_fit(*a, **{**k, "extra_callbacks": [Kill()]}))
+    with pytest.raises(KeyboardInterrupt):
+        run_cli("seq2seq", "train", tmp_path / "killed", *args)
+    monkeypatch.setattr(shared.training, "fit", real_fit)
+    assert run_cli("seq2seq", "train", tmp_path / "killed", "--resume") == 0
+    straight = keras.models.load_model(tmp_path / "straight/model.keras")
+    resumed = keras.models.load_model(tmp_path / "killed/model.keras")
+    for a, b in zip(straight.weights, resumed.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from pipelines.text import BOS_ID, EOS_ID
+from pipelines.text import BOS_ID, EOS_ID, UNK_ID
 from shared.io import atomic_write_json, atomic_write_text
 from shared.task import Run
 from tasks.seq2seq import data as data_lib
@@ -105,7 +105,9 @@ def evaluate(run: Run) -> dict:
     greedy_hypotheses = outputs[0][1]
     samples = [{"source": split.sources[i], "reference": references[i], "greedy": greedy_hypotheses[i],
                 "beam": best_hypotheses[i]} for i in range(min(config.eval.examples, len(examples)))]
+    unknown = int(sum(np.sum(e["source"] == UNK_ID) for e in examples))
     results = {"split": config.eval.split, "sentences": len(examples), "truncated_sources": truncated,
+               "unknown_source_tokens": unknown,
                "main_setting": main["setting"], "bleu": main["bleu"], "chrf": main["chrf"],
                "exact_match": main["exact_match"], "bleu_signature": main["bleu_signature"],
                "chrf_signature": main["chrf_signature"], "settings": table, "samples": samples,

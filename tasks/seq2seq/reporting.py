@@ -61,9 +61,12 @@ def report(run: Run) -> Path:
     rep.add_text("sacreBLEU", f"{results['bleu_signature']}\n{results['chrf_signature']}\n"
                               + next(r["bleu_detail"] for r in results["settings"] if r["setting"] == main))
     truncated = training.get("truncated", {})
-    rep.add_table("Data", ["split", "pairs", "truncated"],
-                  [[name, count, truncated.get(name, 0)] for name, count in training["samples"].items()]
-                  + [[results["split"], results["sentences"], results["truncated_sources"]]])
+    rep.add_table("Data", ["split", "pairs", "truncated", "unknown source tokens"],
+                  [[name, count, truncated.get(name, 0), ""] for name, count in training["samples"].items()]
+                  + [[results["split"], results["sentences"], results["truncated_sources"],
+                      results.get("unknown_source_tokens", "")]],
+                  note="Truncated: cut to data.max_source_length / max_target_length tokens. Unknown: "
+                       "source tokens the tokenizer (trained on the training side) does not know.")
     rep.add_skipped(training.get("skipped", []))
     rep.set_run_info(config_lib.to_dict(config), environment(), run.dir.timings())
     index_html = rep.write(run.dir.report)

@@ -45,6 +45,10 @@ def train(run: Run) -> dict:
     tokenizers = data_lib.build_tokenizers(config, splits["train"], run.dir)
     train_examples, train_truncated = data_lib.encode(splits["train"], tokenizers, config)
     val_examples, val_truncated = data_lib.encode(splits["val"], tokenizers, config)
+    if train_truncated or val_truncated:
+        print(f"warning: {train_truncated} training and {val_truncated} validation pairs were cut to "
+              f"data.max_source_length={config.data.max_source_length} / data.max_target_length="
+              f"{config.data.max_target_length} tokens (counted in training.json)")
     stream, steps = data_lib.train_stream(config, train_examples)
     if config.train.max_steps_per_epoch:
         steps = min(steps, config.train.max_steps_per_epoch)
