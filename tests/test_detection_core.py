@@ -211,6 +211,32 @@ def test_loss_has_gradients_and_sgd_lowers_it():
     assert float(np_(value)) < 0.7 * float(np_(first))
 
 
+
+def test_box_weight_floor_regresses_assigned_anchors_with_tiny_iou():
+    """At initialisation (uniform DFL bins: ~7.5 stride units per side) a 16 px object is
+    assigned 5 anchors whose boxes have IoU ~0.02 with it. YOLOv8's IoU-normalised weights
+    (floor 0) leave those boxes ~no gradient (the fixed point that kept BCCD platelets at 0
+    AP); with the default floor each assigned anchor is regressed with weight 1."""
+    _, gt_boxes, gt_classes = small_loss()
+    raw = np.zeros((1, NUM_ANCHORS, 4 * 16 + 3), "float32")
+    raw[..., 64:] = -10.0  # class probabilities ~5e-5, as after the class logits collapse
+
+    def box_gradient(floor):
+        loss = YoloLoss(num_classes=3, image_size=SIZE, box_weight_floor=floor)
+        parts = loss(gt_boxes, gt_classes, raw)[1]
+        assert float(np_(parts["num_foreground"])) == 5
+        step = value_and_grad(lambda x: (lambda p: p["box"] + p["dfl"])(loss(gt_boxes, gt_classes, x)[1]))
+        value, gradient = step(raw)
+        return float(np_(value)), np.abs(np_(gradient)[0, SMALL_GT_ANCHORS, :64]).sum()
+
+    yolov8_value, yolov8_gradient = box_gradient(0.0)
+    value, gradient = box_gradient(1.0)
+    assert yolov8_value < 1e-3 and yolov8_gradient < 1e-3  # not regressed
+    assert value > 7.5 and gradient > 1.0  # (1 - CIoU) ~ 1 per anchor, times box_weight 7.5
+    assert gradient > 1e3 * yolov8_gradient
+    with pytest.raises(ValueError, match="box_weight_floor"):
+        YoloLoss(num_classes=3, image_size=SIZE, box_weight_floor=2.0)
+
 # ----------------------------------------------------------------------------- NMS
 
 def numpy_iou(a, b):

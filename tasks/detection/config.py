@@ -17,6 +17,7 @@ class DataConfig:
     image_size: int = 640  # letterboxed square input; divisible by 32
     max_boxes: int = 100
     limit: int = 0  # > 0: keep the first N images of each split (smoke runs)
+    repeat: int = 1  # passes over the training images per epoch (tiny sets: fewer epoch ends)
     train_on: Literal["train", "train+val"] = "train"
     evaluate_on: Literal["test", "val", "train"] = "test"
 
@@ -24,6 +25,8 @@ class DataConfig:
         if self.image_size % 32:
             raise ConfigError(f"data.image_size must be divisible by 32. Received: "
                               f"{self.image_size}")
+        if self.repeat < 1:
+            raise ConfigError(f"data.repeat must be >= 1. Received: {self.repeat}")
         if self.source != "bccd" and not self.path:
             raise ConfigError(f"data.source={self.source} needs data.path")
 
@@ -53,6 +56,7 @@ class LossConfig:
     box_weight: float = 7.5
     class_weight: float = 0.5
     dfl_weight: float = 1.5
+    box_weight_floor: float = 1.0  # min box/DFL weight of an assigned anchor; 0 = YOLOv8 (YoloLoss)
     topk: int = 10
     alpha: float = 0.5
     beta: float = 6.0
@@ -86,35 +90,36 @@ def _no_augmentation() -> AugmentConfig:
 
 
 def smoke() -> DetectionConfig:
-    """Tests and CI: YOLOv8-n on 4 BCCD training images at 256 px, no augmentation, 60
-    steps: the whole train -> evaluate -> export -> report path, quickly.
+    """Tests and CI: overfit YOLOv8-n on 4 BCCD training images at 192 px, no augmentation
+    (250 steps, AdamW 1e-2): the whole train -> evaluate -> export -> report path, and a
+    check that loss, assigner and decoding agree. `data.repeat=25` makes an epoch 25 steps:
+    at one step per epoch the epoch-end checkpoints cost ~2 s per step here.
     Command: kts detection run --preset smoke
-    Expect: ~1.5 min on 2 CPU cores; mAP@0.5 on those images is low at this scale (the
-    issue's target, > 0.9 in under a minute, is NOT met yet: see `overfit`)."""
+    Expect: mAP@0.5 > 0.9 on those images (the issue's target; the test asserts it). Measured
+    (2026-11-22, TF, 2 CPU cores): mAP@0.5 0.934, mAP@[.5:.95] 0.916; AP@0.5 RBC 1.000, WBC
+    1.000, Platelets 0.802 (4 of 5; the 10 px one has a single anchor at this size). Training:
+    ~20 s graph tracing + 0.16 s/step = ~1 min on idle cores (184 s measured while another
+    job shared them). At 224 px the same recipe gives 0.883 (Platelets 0.648)."""
     cfg = DetectionConfig()
-    cfg.data = DataConfig(image_size=256, limit=4, max_boxes=40, evaluate_on="train")
+    cfg.data = DataConfig(image_size=192, limit=4, repeat=25, max_boxes=40, evaluate_on="train")
     cfg.augment = _no_augmentation()
-    cfg.train = TrainConfig(epochs=60, batch_size=4, optimizer="adamw", learning_rate=2e-3,
-                            weight_decay=5e-4, warmup_epochs=3, jit_compile="auto")
+    cfg.train = TrainConfig(epochs=10, batch_size=4, optimizer="adamw", learning_rate=1e-2,
+                            weight_decay=0.0, warmup_epochs=0.2, jit_compile="auto")
     cfg.eval = EvalConfig(batch_size=4, examples=4)
     return cfg
 
 
 def overfit() -> DetectionConfig:
     """Overfit 4 BCCD training images at 320 px (300 steps, AdamW 1e-2, no weight decay):
-    a check that loss, assigner and decoding agree.
+    `smoke` at a larger size, where platelets are ~18 px.
     Command: kts detection run --preset overfit
-    Measured (2026-11-22, TF, 2 CPU cores, 7 min): mAP@0.5 0.666 on those images: RBC AP@0.5
-    0.998, WBC 1.000, Platelets 0.000 (5 small boxes; the class-0 logit collapses early). The
-    same at 416 px with AdamW 2e-3, and after 800 steps with ~0 loss: platelet anchors are
-    assigned, but their predicted boxes have IoU ~0.02 and the targets (and so the box-loss
-    weights) are normalised to it, so they are never regressed. See the issue notes."""
+    Measured before `loss.box_weight_floor` (2026-11-22, TF, 2 CPU cores, 7 min): mAP@0.5
+    0.666: RBC AP@0.5 0.998, WBC 1.000, Platelets 0.000 (assigned but never regressed; see
+    `YoloLoss`).
+    Expect: platelets learned as in `smoke` (not re-measured since the floor)."""
     cfg = smoke()
     cfg.data.image_size = 320
-    cfg.train.epochs = 300
-    cfg.train.learning_rate = 1e-2
-    cfg.train.weight_decay = 0.0
-    cfg.train.warmup_epochs = 5
+    cfg.train.epochs = 12  # x 25 steps
     return cfg
 
 
@@ -146,13 +151,13 @@ def demo() -> DetectionConfig:
     """`make demo`: overfit 8 BCCD training images at 256 px (300 steps, AdamW 1e-2) and
     write the full report.
     Command: kts detection run --preset demo
-    Expect: measured (2026-11-22, TF, 2 CPU cores, 4 min): mAP@0.5 0.666 on those 8 images:
-    RBC AP@0.5 0.999, WBC 1.000, Platelets 0.000 (not learned yet: see `overfit`)."""
+    Measured before `loss.box_weight_floor` (2026-11-22, TF, 2 CPU cores, 4 min): mAP@0.5
+    0.666: RBC AP@0.5 0.999, WBC 1.000, Platelets 0.000.
+    Expect: platelets learned as in `smoke` (not re-measured since the floor)."""
     cfg = smoke()
     cfg.data.limit = 8
-    cfg.train.epochs = 150
-    cfg.train.learning_rate = 1e-2
-    cfg.train.weight_decay = 0.0
+    cfg.data.image_size = 256
+    cfg.train.epochs = 6  # x 50 steps
     return cfg
 
 

@@ -20,15 +20,30 @@ class YoloLoss:
     """`loss(gt_boxes (B, M, 4), gt_classes (B, M), raw (B, A, 4 * reg_max + C)) -> (total, parts)`.
 
     Decodes the raw head output, assigns targets with `TaskAlignedAssigner` on detached
-    predictions, then (as YOLOv8):
+    predictions, then:
       class = sum BCE-with-logits(logits, target_scores) / max(sum target_scores, 1)
-      box   = sum (1 - CIoU) * w / max(sum target_scores, 1),  w = sum_c target_scores on foreground
-      dfl   = sum DFL * w / max(sum target_scores, 1)
+      box   = sum (1 - CIoU) * w / max(sum w, 1)
+      dfl   = sum DFL * w / max(sum w, 1)
+      w     = max(sum_c target_scores, box_weight_floor) on foreground anchors, 0 elsewhere
     with boxes in stride units for CIoU/DFL. `parts` holds the weighted "box", "class", "dfl"
     terms (they add up to `total`) and "num_foreground".
 
+    `box_weight_floor` (default 1.0: every assigned anchor's box is regressed with weight 1).
+    YOLOv8 (`box_weight_floor=0`, which reproduces it exactly) weights the box and DFL terms
+    by the task-aligned target score, which is normalised to the best IoU the network
+    currently achieves for that object. For an object whose predicted boxes start far off,
+    as small ones do (at initialisation the DFL expectation is ~7.5 stride units per side,
+    a ~120 px box at stride 8, so a 15 px BCCD platelet starts at IoU ~0.02), that weight is
+    ~1e-3: its anchors are assigned but never regressed, their IoU stays tiny, and so do
+    their class targets; a fixed point at ~0 loss and 0 AP for that class. The assignment
+    (which anchors are positive, and the IoU-aware class targets) is the assigner's job; once
+    an anchor is positive, its box should be pulled to the object whatever its current IoU,
+    as FCOS/ATSS do (one weight per positive). The floor does that; between 0 and 1 it keeps
+    YOLOv8's emphasis on well-aligned anchors while bounding it below.
+
     Batch reduction: the sums run over the whole batch and are divided by the batch's target
-    score sum, i.e. an average per (soft) positive anchor, independent of the batch size.
+    score sum (class) or box weight sum (box, DFL; the same sum when the floor is 0), i.e. an
+    average per (soft) positive anchor, independent of the batch size.
     YOLOv8 multiplies this by the batch size (to suit its SGD recipe with a nominal batch of
     64); we do not by default, so Keras learning rates mean the same at any batch size. Set
     `scale_by_batch_size=True` to reproduce YOLOv8's scale exactly.
@@ -36,7 +51,11 @@ class YoloLoss:
 
     def __init__(self, num_classes: int, reg_max: int = 16, box_weight: float = 7.5, class_weight: float = 0.5,
                  dfl_weight: float = 1.5, image_size: int = 640, strides=DEFAULT_STRIDES,
-                 assigner: TaskAlignedAssigner | None = None, scale_by_batch_size: bool = False):
+                 assigner: TaskAlignedAssigner | None = None, scale_by_batch_size: bool = False,
+                 box_weight_floor: float = 1.0):
+        if not 0.0 <= box_weight_floor <= 1.0:
+            raise ValueError(f"box_weight_floor must be in [0, 1]. Received: "
+                             f"box_weight_floor={box_weight_floor}")
         self.num_classes = num_classes
         self.reg_max = reg_max
         self.box_weight = box_weight
@@ -46,6 +65,7 @@ class YoloLoss:
         self.strides = tuple(strides)
         self.assigner = assigner or TaskAlignedAssigner(num_classes)
         self.scale_by_batch_size = scale_by_batch_size
+        self.box_weight_floor = box_weight_floor
         self.anchor_points, self.stride_tensor = make_anchors(image_size, self.strides)
 
     def __call__(self, gt_boxes, gt_classes, raw):
@@ -73,11 +93,12 @@ class YoloLoss:
 
         class_loss = ops.sum(_bce_with_logits(class_logits, target_scores)) / target_score_sum
 
-        weight = ops.sum(target_scores, axis=-1) * foreground  # (B, A)
-        box_loss = ops.sum((1.0 - ciou(pred_boxes, target_boxes)) * weight) / target_score_sum
+        weight = ops.maximum(ops.sum(target_scores, axis=-1), self.box_weight_floor) * foreground  # (B, A)
+        weight_sum = ops.maximum(ops.sum(weight), 1.0)
+        box_loss = ops.sum((1.0 - ciou(pred_boxes, target_boxes)) * weight) / weight_sum
 
         dfl = self._dfl(distribution_logits, boxes_to_dist(target_boxes, anchors_grid, self.reg_max))
-        dfl_loss = ops.sum(dfl * weight) / target_score_sum
+        dfl_loss = ops.sum(dfl * weight) / weight_sum
 
         parts = {"box": self.box_weight * box_loss, "class": self.class_weight * class_loss,
                  "dfl": self.dfl_weight * dfl_loss}

@@ -18,7 +18,8 @@ def build(config: DetectionConfig, num_classes: int) -> YoloDetector:
     network = build_detector(config.model.variant, num_classes, config.data.image_size,
                              config.model.reg_max, config.model.weights or None)
     loss = {"box_weight": config.loss.box_weight, "class_weight": config.loss.class_weight,
-            "dfl_weight": config.loss.dfl_weight, "topk": config.loss.topk,
+            "dfl_weight": config.loss.dfl_weight, "box_weight_floor": config.loss.box_weight_floor,
+            "topk": config.loss.topk,
             "alpha": config.loss.alpha, "beta": config.loss.beta}
     nms = {"max_detections": config.eval.max_detections,
            "iou_threshold": config.eval.iou_threshold,
@@ -33,7 +34,8 @@ def train(run: Run) -> dict:
     config: DetectionConfig = run.config
     splits = data_lib.load_splits(config, run.data_root)
     source = splits["train"]
-    steps = data_lib.builder.steps_per_epoch(len(source), config.train.batch_size,
+    steps = data_lib.builder.steps_per_epoch(len(source) * config.data.repeat,
+                                             config.train.batch_size,
                                              config.train.max_steps_per_epoch)
     model = build(config, len(source.class_names))
     model.compile(optimizer=training.make_optimizer(config.train, steps),
