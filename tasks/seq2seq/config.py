@@ -177,7 +177,7 @@ def multi30k_cpu() -> Seq2SeqConfig:
 
 
 def demo() -> Seq2SeqConfig:
-    """`make demo`: the dates task at demo scale (10,000 pairs, 4 epochs).
+    """`make demo`: the dates task at demo scale (10,000 pairs, 3 epochs).
     Command: kts seq2seq run --preset demo
     Expect: ~2 min on 2 CPU cores."""
     cfg = dates()
