@@ -29,6 +29,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/classification.py
 	$(BIN)/python benchmarks/detection.py
+	$(BIN)/python benchmarks/seq2seq.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared pipelines tasks tests benchmarks

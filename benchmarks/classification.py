@@ -23,8 +23,6 @@ The input pipeline alone (steady, >= 50 batches) is timed too: can it keep up wi
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import add_common_args, hardware, parse, summarize  # noqa: E402
+from benchmarks.common import add_common_args, finish, parse, run_peer_if_available, summarize  # noqa: E402
+from benchmarks.common import on_gpu as common_on_gpu  # noqa: E402
 from shared import runtime  # noqa: E402  (stdlib only: safe before Keras is imported)
 
 NUM_CLASSES = 10
@@ -162,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
     backend = runtime.select_backend(args.backend)
     import keras  # noqa: F401  (after select_backend)
 
-    on_gpu = any("gpu" in device.lower() or "cuda" in device.lower() for device in runtime.accelerators())
+    on_gpu = common_on_gpu()
     args.images = args.images or (50_000 if on_gpu else 512)
     args.epochs = args.epochs or (4 if on_gpu else 2)
     args.batch_size = args.batch_size or (512 if on_gpu else 128)
@@ -175,22 +174,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     ours = run_ours(images, labels, args)
     rows = [(f"Keras {environment['versions']['keras']} {backend} fit()", device, policy, ours)]
-    peer = None
-    if args.no_peer:
-        print("peer: skipped (--no-peer)")
-    else:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            print("peer: SKIPPED, `import torch` failed (pip install torch to compare)")
-        else:
-            peer = run_peer(images, labels, args, bf16=policy == "mixed_bfloat16")
-            compiled = "torch.compile" if args.torch_compile else "eager"
-            rows.append((f"PyTorch {peer['version']} {compiled}", peer["device"],
-                         "bf16 autocast" if policy == "mixed_bfloat16" else "float32", peer))
-            if abs(peer["trainable_params"] / ours["trainable_params"] - 1) > 1e-3:
-                raise RuntimeError(f"Parameter counts differ: ours {ours['trainable_params']:,}, "
-                                   f"peer {peer['trainable_params']:,}")
+    peer = run_peer_if_available(args, lambda: run_peer(images, labels, args, bf16=policy == "mixed_bfloat16"),
+                                 ours["trainable_params"])
+    if peer:
+        compiled = "torch.compile" if args.torch_compile else "eager"
+        rows.append((f"PyTorch {peer['version']} {compiled}", peer["device"],
+                     "bf16 autocast" if policy == "mixed_bfloat16" else "float32", peer))
 
     print(f"\n{'stack':<34} {'device':<8} {'batch':>5} {'precision':<15} {'images/s':>10} {'1st epoch s':>11}")
     for name, where, precision, result in rows:
@@ -203,13 +192,8 @@ def main(argv: list[str] | None = None) -> dict:
     if ratio is not None:
         print(f"ratio ours/peer (steady images/s): {ratio:.2f}x")
 
-    report = {"date": datetime.date.today().isoformat(), "hardware": hardware(),
-              "environment": environment, "settings": vars(args),
-              "precision": policy, "ours": ours, "peer": peer, "ratio_ours_over_peer": ratio}
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str))
-        print(f"wrote {args.json}")
-    return report
+    return finish(args, {"environment": environment, "settings": vars(args), "precision": policy,
+                         "ours": ours, "peer": peer, "ratio_ours_over_peer": ratio})
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
 import platform
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from shared import runtime  # stdlib only: safe before Keras is imported
@@ -51,3 +54,37 @@ def hardware() -> dict:
         query = ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]
         gpu = subprocess.run(query, capture_output=True, text=True).stdout.strip() or None
     return {"cpu": cpu, "cpu_cores": os.cpu_count(), "gpu": gpu}
+
+
+def on_gpu() -> bool:
+    """Whether Keras sees a GPU (call after the backend is selected)."""
+    return any("gpu" in device.lower() or "cuda" in device.lower() for device in runtime.accelerators())
+
+
+def run_peer_if_available(args: argparse.Namespace, run_peer: Callable[[], dict], ours_params: int,
+                          tolerance: float = 1e-3) -> dict | None:
+    """`run_peer()` unless --no-peer or PyTorch is missing (each said in one line); raises if
+    the peer's trainable parameter count is off ours by more than `tolerance` (relative)."""
+    if args.no_peer:
+        print("peer: skipped (--no-peer)")
+        return None
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("peer: SKIPPED, `import torch` failed (pip install torch to compare)")
+        return None
+    peer = run_peer()
+    if abs(peer["trainable_params"] / ours_params - 1) > tolerance:
+        raise RuntimeError(f"Parameter counts differ: ours {ours_params:,}, peer {peer['trainable_params']:,}")
+    return peer
+
+
+def finish(args: argparse.Namespace, report: dict) -> dict:
+    """Adds the date and hardware, writes --json (atomically) if asked, returns the report."""
+    report = {"date": datetime.date.today().isoformat(), "hardware": hardware(), **report}
+    if args.json:
+        from shared.io import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(report, indent=2, default=str))
+        print(f"wrote {args.json}")
+    return report

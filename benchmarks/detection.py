@@ -27,8 +27,6 @@ in ms/image at batch 1 and 8. torchvision is not installed, so the peer has no N
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import statistics
 import sys
 import time
@@ -38,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import add_common_args, hardware, parse, summarize  # noqa: E402
+from benchmarks.common import add_common_args, finish, parse, run_peer_if_available, summarize  # noqa: E402
+from benchmarks.common import on_gpu as common_on_gpu  # noqa: E402
 from shared import runtime  # noqa: E402  (stdlib only: safe before Keras is imported)
 
 REG_MAX, MAX_BOXES = 16, 32
@@ -272,7 +271,7 @@ def main(argv: list[str] | None = None) -> dict:
     backend = runtime.select_backend(args.backend)
     import keras  # noqa: F401  (after select_backend)
 
-    on_gpu = any("gpu" in device.lower() or "cuda" in device.lower() for device in runtime.accelerators())
+    on_gpu = common_on_gpu()
     args.images = args.images or (512 if on_gpu else 16)
     args.batch_size = args.batch_size or (32 if on_gpu else 8)
     args.epochs = args.epochs or (3 if on_gpu else 2)
@@ -285,19 +284,9 @@ def main(argv: list[str] | None = None) -> dict:
           f"{args.epochs} epochs (1 warm-up), {backend} on {device}, {policy}", flush=True)
 
     ours = run_ours(data, args, repeats)
-    peer = None
-    if args.no_peer:
-        print("peer: skipped (--no-peer)")
-    else:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            print("peer: SKIPPED, `import torch` failed (pip install torch to compare)")
-        else:
-            peer = run_peer(data, args, bf16=policy == "mixed_bfloat16", repeats=repeats)
-            if abs(peer["trainable_params"] / ours["trainable_params"] - 1) > 1e-3:
-                raise RuntimeError(f"Parameter counts differ: ours {ours['trainable_params']:,}, "
-                                   f"peer {peer['trainable_params']:,}")
+    peer = run_peer_if_available(
+        args, lambda: run_peer(data, args, bf16=policy == "mixed_bfloat16", repeats=repeats),
+        ours["trainable_params"])
 
     keras_name = f"Keras {environment['versions']['keras']} {backend}"
     peer_name = f"PyTorch {peer['version']} {'torch.compile' if args.torch_compile else 'eager'}" if peer else ""
@@ -330,12 +319,8 @@ def main(argv: list[str] | None = None) -> dict:
         print("ratio ours/peer (speed, > 1 = ours faster): "
               + ", ".join(f"{name} {value:.2f}x" for name, value in ratios.items()))
 
-    report = {"date": datetime.date.today().isoformat(), "hardware": hardware(), "environment": environment,
-              "settings": vars(args), "precision": policy, "ours": ours, "peer": peer, "ratios_ours_over_peer": ratios}
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str))
-        print(f"wrote {args.json}")
-    return report
+    return finish(args, {"environment": environment, "settings": vars(args), "precision": policy,
+                         "ours": ours, "peer": peer, "ratios_ours_over_peer": ratios})
 
 
 if __name__ == "__main__":
