@@ -208,6 +208,14 @@ def test_compiled_equals_eager():
             np.testing.assert_allclose(compiled[key], eager[key], rtol=1e-6, err_msg=key)
 
 
+def test_selecting_by_sort_equals_top_k():
+    """The exportable selection (argsort) and the fast one (top_k) pick the same beams."""
+    fast = _numpy(beam_search(counting_next_fn, START, **BEAM_ARGS))
+    by_sort = _numpy(beam_search(counting_next_fn, START, **BEAM_ARGS, top_by_sort=True))
+    for key in fast:
+        np.testing.assert_allclose(by_sort[key], fast[key], rtol=1e-6, err_msg=key)
+
+
 def test_tile_and_gather_beams():
     state = {"h": np.arange(4, dtype="float32").reshape(2, 2)}
     tiled = ops.convert_to_numpy(tile_state(state, 3)["h"])

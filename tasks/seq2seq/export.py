@@ -50,7 +50,7 @@ def export(run: Run):
     config = run.config
     model = load(run.dir.require_model())
     translator = Translator(model, config.data.max_target_length, max(1, config.eval.beam_size),
-                            config.eval.length_penalty)
+                            config.eval.length_penalty, exportable=True)
     tokenizers = data_lib.load_tokenizers(config, run.dir)
     split = data_lib.load_splits(config, run.data_root)["val"]
     examples, _ = data_lib.encode(type(split)(split.sources[:CHECK_SENTENCES], split.targets[:CHECK_SENTENCES]),

@@ -23,9 +23,11 @@ def decode_length(source_length: int, ratio: float = 1.5, extra: int = 10, cap: 
     return min(length, cap) if cap else length
 
 
-def translate_ids(model, source, max_length: int, beam_size: int = 0, length_penalty_alpha: float = 0.6) -> dict:
+def translate_ids(model, source, max_length: int, beam_size: int = 0, length_penalty_alpha: float = 0.6,
+                  exportable: bool = False) -> dict:
     """source (B, S) int ids (eos-terminated, pad 0) -> {"tokens" (B, max_length), "lengths",
-    "scores"}. beam_size 0 = greedy search; >= 1 = beam search with that width."""
+    "scores"}. beam_size 0 = greedy search; >= 1 = beam search with that width. `exportable`:
+    only ops a SavedModel exported from JAX can hold (see `decoding._top`)."""
     source = ops.convert_to_tensor(source, "int32")
     batch_size = source.shape[0] if source.shape[0] is not None else ops.shape(source)[0]
     context, state = model.start_decoding(source, max_length)
@@ -40,7 +42,7 @@ def translate_ids(model, source, max_length: int, beam_size: int = 0, length_pen
         return model.decode_step(tiled, tokens, state, step)
 
     return beam_search(next_fn, state, batch_size, BOS_ID, EOS_ID, max_length, beam_size=beam_size,
-                       length_penalty_alpha=length_penalty_alpha, pad_id=PAD_ID)
+                       length_penalty_alpha=length_penalty_alpha, pad_id=PAD_ID, top_by_sort=exportable)
 
 
 @keras.saving.register_keras_serializable("kts_seq2seq")
@@ -49,11 +51,16 @@ class Translator(keras.Model):
     search inside the graph (what the SavedModel's translate signature runs)."""
 
     def __init__(self, model, max_length: int, beam_size: int = 4, length_penalty_alpha: float = 0.6,
-                 **kwargs):
+                 exportable: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.model, self.max_length = model, max_length
         self.beam_size, self.length_penalty_alpha = beam_size, length_penalty_alpha
+        self.exportable = exportable
+
+    def build(self, input_shape=None):
+        self.built = True  # the wrapped model is built already
 
     def call(self, source):
-        out = translate_ids(self.model, source, self.max_length, self.beam_size, self.length_penalty_alpha)
+        out = translate_ids(self.model, source, self.max_length, self.beam_size, self.length_penalty_alpha,
+                            self.exportable)
         return {"tokens": out["tokens"], "lengths": out["lengths"], "scores": out["scores"]}
