@@ -181,7 +181,8 @@ def multi30k_cpu() -> Seq2SeqConfig:
 def demo() -> Seq2SeqConfig:
     """`make demo`: the dates task at demo scale (10,000 pairs, 3 epochs).
     Command: kts seq2seq run --preset demo
-    Expect: ~2 min on 2 CPU cores."""
+    Expect: measured (2026-11-22, TF, 2 CPU cores, `make demo`): 47 s of training, exact match
+    94.85% with beam 4 on the 2,000 test dates (the full `dates` preset reaches 99.9%)."""
     cfg = dates()
     cfg.data.dates_train = 10000
     cfg.train.epochs = 3
