@@ -12,6 +12,7 @@ from pipelines.datasets import dates as dates_lib
 from pipelines.datasets import parallel
 from pipelines.seq_ops import BucketedBatches, Tokenize, bucket_by_length, pad_batch
 from pipelines.text import PAD_ID, CharTokenizer, SentencePieceTokenizer
+from shared.runtime import require_path
 from tasks.seq2seq.config import Seq2SeqConfig
 
 _WORD = re.compile(r"\w")
@@ -56,8 +57,6 @@ def load_splits(config: Seq2SeqConfig, data_root) -> dict:
         splits["train"], dropped = _drop_wordless(splits["train"], "multi30k train")
         skipped += dropped
     else:
-        from shared.runtime import require_path
-
         if data.source == "tsv":
             corpus = parallel.load_tsv(require_path(data.path, "TSV file", "data.path"))
         else:
