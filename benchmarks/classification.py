@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import add_common_args, finish, parse, run_peer_if_available, summarize  # noqa: E402
+from benchmarks.common import add_common_args, epoch_timer, finish, parse, run_peer_if_available, summarize  # noqa: E402
 from benchmarks.common import on_gpu as common_on_gpu  # noqa: E402
 from shared import runtime  # noqa: E402  (stdlib only: safe before Keras is imported)
 
@@ -83,20 +83,12 @@ def run_ours(images: np.ndarray, labels: np.ndarray, args: argparse.Namespace) -
     model.compile(optimizer=make_optimizer(config, steps),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True))
 
-    epoch_seconds: list[float] = []
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            float((logs or {}).get("loss", 0.0))  # the loss is ready: the epoch's work is done
-            epoch_seconds.append(time.perf_counter() - self.start)
+    timer = epoch_timer()
 
     model.fit(stream(), steps_per_epoch=steps, epochs=args.epochs, verbose=0, shuffle=False,
-              callbacks=[EpochTimer()])
+              callbacks=[timer])
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    return {**summarize(epoch_seconds, steps * args.batch_size), "trainable_params": trainable,
+    return {**summarize(timer.seconds, steps * args.batch_size), "trainable_params": trainable,
             "pipeline_images_per_s": pipeline_images_per_s}
 
 

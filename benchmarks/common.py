@@ -88,3 +88,27 @@ def finish(args: argparse.Namespace, report: dict) -> dict:
         atomic_write_text(args.json, json.dumps(report, indent=2, default=str))
         print(f"wrote {args.json}")
     return report
+
+
+def epoch_timer():
+    """A Keras callback recording each epoch's wall time (`.seconds`) and loss (`.losses`);
+    reading the loss at the epoch's end waits until its work is done. Import after the
+    backend is selected."""
+    import time
+
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+            self.losses: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.losses.append(float((logs or {}).get("loss", 0.0)))
+            self.seconds.append(time.perf_counter() - self.start)
+
+    return EpochTimer()

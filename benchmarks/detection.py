@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import add_common_args, finish, parse, run_peer_if_available, summarize  # noqa: E402
+from benchmarks.common import add_common_args, epoch_timer, finish, parse, run_peer_if_available, summarize  # noqa: E402
 from benchmarks.common import on_gpu as common_on_gpu  # noqa: E402
 from shared import runtime  # noqa: E402  (stdlib only: safe before Keras is imported)
 
@@ -97,19 +97,11 @@ def run_ours(data: dict[str, np.ndarray], args: argparse.Namespace, repeats: int
     images = data["images"].astype(np.float32)
 
     def timed_fit(trainable: keras.Model, targets) -> dict:
-        epoch_seconds: list[float] = []
-
-        class EpochTimer(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                float((logs or {}).get("loss", 0.0))  # the loss is ready: the epoch's work is done
-                epoch_seconds.append(time.perf_counter() - self.start)
+        timer = epoch_timer()
 
         trainable.fit(images, targets, batch_size=args.batch_size, epochs=args.epochs, shuffle=False,
-                      verbose=0, callbacks=[EpochTimer()])
-        return {**summarize(epoch_seconds, steps * args.batch_size), "jit_compile": trainable.jit_compile}
+                      verbose=0, callbacks=[timer])
+        return {**summarize(timer.seconds, steps * args.batch_size), "jit_compile": trainable.jit_compile}
 
     model.compile(optimizer=make_optimizer(config, steps))
     full = timed_fit(model, {"boxes": data["boxes"], "classes": data["classes"]})

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import finish, parse, run_peer_if_available, summarize  # noqa: E402
+from benchmarks.common import epoch_timer, finish, parse, run_peer_if_available, summarize  # noqa: E402
 from benchmarks.common import on_gpu as common_on_gpu  # noqa: E402
 from shared import runtime  # noqa: E402  (stdlib only: safe before Keras is imported)
 
@@ -139,21 +139,12 @@ def run_ours(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict:
     steps = len(data["source"]) // args.batch_size
     model = build(config, VOCAB_SIZE, VOCAB_SIZE)
     compile_model(model, config, steps)
-    epoch_seconds: list[float] = []
-    losses: list[float] = []
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            losses.append(float((logs or {}).get("loss", 0.0)))  # the loss is ready: the epoch's work is done
-            epoch_seconds.append(time.perf_counter() - self.start)
+    timer = epoch_timer()
 
     model.fit({"source": data["source"], "target_in": data["target_in"]}, data["target_out"],
-              batch_size=args.batch_size, epochs=args.epochs, shuffle=False, verbose=0, callbacks=[EpochTimer()])
+              batch_size=args.batch_size, epochs=args.epochs, shuffle=False, verbose=0, callbacks=[timer])
     tokens = int(np.count_nonzero(data["target_out"]))
-    train = {**tokens_summary(epoch_seconds, tokens), "final_loss": losses[-1], "jit_compile": model.jit_compile}
+    train = {**tokens_summary(timer.seconds, tokens), "final_loss": timer.losses[-1], "jit_compile": model.jit_compile}
 
     class FixedLength(keras.layers.Layer):
         """Benchmark only: the model's decoding with eos impossible before step `length - 1`

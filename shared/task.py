@@ -43,6 +43,14 @@ class RunDir:
                 f"(kts <task> train --workdir {self.root}) or pass the --workdir of a trained run.")
         return self.model_keras
 
+    def evaluation_results(self, task: str) -> dict:
+        """evaluation/results.json, or a clear error saying to evaluate first."""
+        path = self.evaluation / "results.json"
+        if not path.exists():
+            raise FileNotFoundError(f"No evaluation at {path}; run "
+                                    f"`kts {task} evaluate --workdir {self.root}` first.")
+        return json.loads(path.read_text())
+
     def timings(self) -> dict:
         if self.timings_json.exists():
             return json.loads(self.timings_json.read_text())

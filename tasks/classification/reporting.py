@@ -26,11 +26,7 @@ def _history(run: Run) -> dict:
 
 
 def report(run: Run) -> Path:
-    results_path = run.dir.evaluation / "results.json"
-    if not results_path.exists():
-        raise FileNotFoundError(f"No evaluation at {results_path}; run "
-                                f"`kts classification evaluate --workdir {run.dir.root}` first.")
-    results = json.loads(results_path.read_text())
+    results = run.dir.evaluation_results("classification")
     training = json.loads(run.dir.training_json.read_text()) if run.dir.training_json.exists() \
         else {}
     class_names = results["class_names"]

@@ -18,11 +18,7 @@ from tasks.detection import plots
 
 
 def report(run: Run) -> Path:
-    results_path = run.dir.evaluation / "results.json"
-    if not results_path.exists():
-        raise FileNotFoundError(f"No evaluation at {results_path}; run "
-                                f"`kts detection evaluate --workdir {run.dir.root}` first.")
-    results = json.loads(results_path.read_text())
+    results = run.dir.evaluation_results("detection")
     training = json.loads(run.dir.training_json.read_text())
     config = run.config
     names = results["class_names"]

@@ -26,11 +26,7 @@ def _title(config) -> str:
 
 
 def report(run: Run) -> Path:
-    results_path = run.dir.evaluation / "results.json"
-    if not results_path.exists():
-        raise FileNotFoundError(f"No evaluation at {results_path}; run "
-                                f"`kts seq2seq evaluate --workdir {run.dir.root}` first.")
-    results = json.loads(results_path.read_text())
+    results = run.dir.evaluation_results("seq2seq")
     training = json.loads(run.dir.training_json.read_text())
     config = run.config
     rep = Report("seq2seq", _title(config))
