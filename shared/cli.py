@@ -63,7 +63,7 @@ def build_run(task, args):
 
     preset = args.preset or "demo"
     workdir = args.workdir or Path("runs") / task.name / preset
-    run_dir = RunDir(workdir)
+    run_dir = RunDir(workdir, task.name)
     fresh = args.command in ("train", "run") and not args.resume
     if fresh or not run_dir.config_json.exists():
         if not fresh and args.command not in ("train", "run"):

@@ -21,6 +21,7 @@ class RunDir:
     """The folder of one run; every path a task writes is named here."""
 
     root: Path
+    task: str = ""  # for messages that name the command to run
 
     def __post_init__(self):
         self.root = Path(self.root)
@@ -40,7 +41,8 @@ class RunDir:
         if not self.model_keras.exists():
             raise FileNotFoundError(
                 f"No trained model at {self.model_keras}. Train first "
-                f"(kts <task> train --workdir {self.root}) or pass the --workdir of a trained run.")
+                f"(kts {self.task or '<task>'} train --workdir {self.root}) or pass the --workdir of a "
+                "trained run.")
         return self.model_keras
 
     def evaluation_results(self, task: str) -> dict:

@@ -131,3 +131,14 @@ def test_resume_after_a_kill_is_exact(tmp_path, monkeypatch):
     resumed = keras.models.load_model(tmp_path / "killed/model.keras")
     for a, b in zip(straight.weights, resumed.weights, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+
+
+def test_errors_name_the_command_and_the_skipped_lines(tmp_path, capsys):
+    assert main(["seq2seq", "evaluate", "--workdir", str(tmp_path / "never-trained")]) == 2
+    assert "kts seq2seq train --workdir" in capsys.readouterr().err
+    tsv = tmp_path / "few.tsv"
+    tsv.write_bytes(b"\xff\xfe broken\tkaputt\none\teins\n")
+    assert main(["seq2seq", "train", "--preset", "smoke", "--workdir", str(tmp_path / "run"),
+                 "--set", "data.source=tsv", "--set", f"data.path={tsv}"]) == 2
+    err = capsys.readouterr().err
+    assert str(tsv) in err and "1 line(s) skipped" in err and "not UTF-8" in err

@@ -32,13 +32,16 @@ def _drop_wordless(source: parallel.ParallelSource, name: str) -> tuple[parallel
                                    source.skipped, source.truncated), skipped
 
 
-def _split_off(source: parallel.ParallelSource, fraction: float, seed: int) -> dict:
+def _split_off(source: parallel.ParallelSource, fraction: float, seed: int, path: str,
+               skipped: list[dict]) -> dict:
     """Train / val / test from one corpus: `fraction` each for val and test (seeded)."""
     order = np.random.default_rng(seed).permutation(len(source))
     held = max(1, int(round(fraction * len(source))))
     if len(source) < 3 * held:
-        raise ValueError(f"Only {len(source)} usable pairs: too few to hold out {held} for val and test; "
-                         "give more data or lower data.validation_fraction.")
+        why = (f" ({len(skipped)} line(s) skipped, e.g. line {skipped[0]['line']}: {skipped[0]['reason']})"
+               if skipped else "")
+        raise ValueError(f"{path}: only {len(source)} usable pair(s){why}, too few to hold out {held} for "
+                         f"validation and {held} for test; give more data or lower data.validation_fraction.")
     parts = {"test": order[:held], "val": order[held:2 * held], "train": order[2 * held:]}
     return {name: parallel.ParallelSource([source.sources[i] for i in sorted(idx)],
                                           [source.targets[i] for i in sorted(idx)])
@@ -65,7 +68,7 @@ def load_splits(config: Seq2SeqConfig, data_root) -> dict:
                                                                "data.target_path"))
         corpus, dropped = _drop_wordless(corpus, str(data.path))
         skipped += corpus.skipped + dropped
-        splits = _split_off(corpus, data.validation_fraction, config.seed)
+        splits = _split_off(corpus, data.validation_fraction, config.seed, data.path, skipped)
     for name in ("train", "val", "test"):
         skipped += [entry for entry in splits[name].skipped if entry not in skipped]
         if data.limit:
