@@ -22,9 +22,10 @@ from tasks.seq2seq.training import load
 
 
 def read_inputs(inputs: list[str]) -> list[str]:
-    texts = sys.stdin.read().split("\n") if inputs == ["-"] else list(inputs)
-    if inputs == ["-"]:
-        texts = [t for t in texts if t.strip()]
+    if inputs == ["-"]:  # one sentence per non-blank line
+        texts = [line for line in sys.stdin.read().split("\n") if line.strip()]
+    else:
+        texts = list(inputs)
     if not texts:
         raise ValueError("translate needs text: kts seq2seq translate \"a sentence\" (or - for stdin lines)")
     empty = [i + 1 for i, text in enumerate(texts) if not text.strip()]
