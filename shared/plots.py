@@ -44,9 +44,19 @@ def _metric_families(history: dict[str, list[float]]) -> dict[str, list[str]]:
     return {k: sorted(families[k], key=lambda name: name.startswith("val_")) for k in order}
 
 
+def _plotted_families(history: dict[str, list[float]]) -> dict[str, list[str]]:
+    """`_metric_families` without the series that hold no number (a CSV log writes "NA"
+    for validation metrics a task does not compute): no empty legend entries."""
+    def has_data(key):
+        return bool(np.isfinite(np.asarray(history[key], dtype=float)).any())
+
+    families = {k: [n for n in v if has_data(n)] for k, v in _metric_families(history).items()}
+    return {k: v for k, v in families.items() if v}
+
+
 def training_curves(history: dict[str, list[float]]) -> bytes:
     """One panel per metric family (x = 1-based epoch); the learning rate on a log axis."""
-    families = {k: v for k, v in _metric_families(history).items() if any(len(history[n]) for n in v)}
+    families = _plotted_families(history)
     if not families:
         raise ValueError(f"training_curves needs at least one non-empty series. Received: keys={list(history)}")
     ncols = min(3, len(families))

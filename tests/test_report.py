@@ -153,6 +153,14 @@ def test_metric_families_pair_train_and_validation():
     assert families == {"loss": ["loss", "val_loss"], "accuracy": ["accuracy", "val_accuracy"], "lr": ["lr"]}
 
 
+def test_series_without_numbers_are_not_plotted():
+    nan = float("nan")
+    history = {"loss": [3.0, 2.0], "val_loss": [nan, nan], "box_loss": [1.0, 0.5], "val_box_loss": [nan, 0.4],
+               "val_map": [nan, nan]}
+    assert plots._plotted_families(history) == {"loss": ["loss"], "box_loss": ["box_loss", "val_box_loss"]}
+    _png_size(plots.training_curves(history))
+
+
 def test_image_grid_grey_and_rgb():
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
