@@ -136,9 +136,11 @@ def bccd() -> DetectionConfig:
 
 
 def bccd_cpu() -> DetectionConfig:
-    """BCCD at 416 px on a CPU: YOLOv8-n, 40 epochs, lighter augmentation.
+    """BCCD at 416 px on a CPU: YOLOv8-n from scratch, 40 epochs (25 steps of 8 images each).
     Command: kts detection run --preset bccd-cpu
-    Expect: a lower target than `bccd` (not yet measured)."""
+    Expect (target for this preset: test mAP@0.5 >= 0.85, mAP@[.5:.95] >= 0.55): measured
+    (2026-11-23, TF, 2 CPU cores, 18.4 min of training): mAP@0.5 0.883, mAP@[.5:.95] 0.588 on
+    the 72 test images; AP@0.5 Platelets 0.857, RBC 0.814, WBC 0.979; 36 ms/image on CPU."""
     cfg = bccd()
     cfg.data.image_size = 416
     cfg.augment.close_mosaic_epochs = 5
