@@ -115,9 +115,9 @@ def smoke() -> Seq2SeqConfig:
 def dates() -> Seq2SeqConfig:
     """Human-readable dates -> ISO dates with a character-level GRU + Bahdanau attention.
     Command: kts seq2seq run --preset dates
-    Expect (target >= 99.5%): measured (2026-11-22, TF, 2 shared CPU cores) exact match 99.90%
-    on the 2,000 held-out dates (greedy, beam 1 and beam 4 alike; 2 wrong, both two-digit-year
-    or year-2100 edge cases) after 4 epochs, 172 s of training; 12 epochs gave 100.00%."""
+    Expect (target >= 99.5%): measured (2026-11-23, TF, 2 shared CPU cores) exact match 100.00%
+    on the 2,000 held-out dates (greedy, beam 1 and beam 4 alike) after 4 epochs, 278 s of
+    training on cores shared with other jobs (~3 min alone)."""
     cfg = Seq2SeqConfig()
     cfg.data = DataConfig(source="dates", max_source_length=48, max_target_length=12)
     cfg.tokenizer = TokenizerConfig(kind="char", joint=False)
@@ -183,8 +183,8 @@ def multi30k_cpu() -> Seq2SeqConfig:
 def demo() -> Seq2SeqConfig:
     """`make demo`: the dates task at demo scale (10,000 pairs, 3 epochs).
     Command: kts seq2seq run --preset demo
-    Expect: measured (2026-11-22, TF, 2 CPU cores, `make demo`): 47 s of training, exact match
-    94.85% with beam 4 on the 2,000 test dates (the full `dates` preset reaches 99.9%)."""
+    Expect: measured (2026-11-23, TF, 2 shared CPU cores): 91 s of training (47 s alone before the
+    embedding change), exact match 99.80% with beam 4 on the 2,000 test dates."""
     cfg = dates()
     cfg.data.dates_train = 10000
     cfg.train.epochs = 3
