@@ -45,12 +45,12 @@ class RunDir:
                 "trained run.")
         return self.model_keras
 
-    def evaluation_results(self, task: str) -> dict:
+    def evaluation_results(self) -> dict:
         """evaluation/results.json, or a clear error saying to evaluate first."""
         path = self.evaluation / "results.json"
         if not path.exists():
             raise FileNotFoundError(f"No evaluation at {path}; run "
-                                    f"`kts {task} evaluate --workdir {self.root}` first.")
+                                    f"`kts {self.task or '<task>'} evaluate --workdir {self.root}` first.")
         return json.loads(path.read_text())
 
     def timings(self) -> dict:

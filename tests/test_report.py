@@ -193,3 +193,10 @@ def test_number_formatting():
         "0.9812", "93,322", "1.000e-06", "123,456,789", "cnn"]
     assert fmt_seconds(75.2) == "1m 15.2s" and fmt_seconds(4000) == "1h 6m 40s"
     assert fmt_time("2026-01-02T03:04:05+00:00") == "2026-01-02 03:04:05 +00:00"
+
+
+def test_report_before_evaluation_names_the_command(tmp_path):
+    from shared.task import RunDir
+
+    with pytest.raises(FileNotFoundError, match=r"kts detection evaluate --workdir"):
+        RunDir(tmp_path, "detection").evaluation_results()

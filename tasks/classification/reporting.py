@@ -26,7 +26,7 @@ def _history(run: Run) -> dict:
 
 
 def report(run: Run) -> Path:
-    results = run.dir.evaluation_results("classification")
+    results = run.dir.evaluation_results()
     training = json.loads(run.dir.training_json.read_text()) if run.dir.training_json.exists() \
         else {}
     class_names = results["class_names"]

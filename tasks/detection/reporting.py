@@ -18,7 +18,7 @@ from tasks.detection import plots
 
 
 def report(run: Run) -> Path:
-    results = run.dir.evaluation_results("detection")
+    results = run.dir.evaluation_results()
     training = json.loads(run.dir.training_json.read_text())
     config = run.config
     names = results["class_names"]

@@ -26,7 +26,7 @@ def _title(config) -> str:
 
 
 def report(run: Run) -> Path:
-    results = run.dir.evaluation_results("seq2seq")
+    results = run.dir.evaluation_results()
     training = json.loads(run.dir.training_json.read_text())
     config = run.config
     rep = Report("seq2seq", _title(config))
