@@ -65,6 +65,21 @@ def test_translate_rejects_empty_input_and_counts_unknown_characters(tiny_run, c
     assert "2 unknown token(s)" in capsys.readouterr().err
 
 
+def test_translate_input_that_is_not_utf8_is_an_error_naming_the_line(monkeypatch):
+    import io
+    import types
+
+    from tasks.seq2seq.predict import read_inputs
+    stdin = types.SimpleNamespace(buffer=io.BytesIO("3 May 1979\n".encode() + b"\xff\xfe date\n"))
+    monkeypatch.setattr("sys.stdin", stdin)
+    with pytest.raises(ValueError, match=r"standard input line 2 is not UTF-8 .*0xff at position 0"):
+        read_inputs(["-"])
+    monkeypatch.setattr("sys.stdin", types.SimpleNamespace(buffer=io.BytesIO("3 Mai 1979\r\n\r\nÄ\n".encode())))
+    assert read_inputs(["-"]) == ["3 Mai 1979", "Ä"]
+    with pytest.raises(ValueError, match="input 2 of 2 is not UTF-8"):
+        read_inputs(["3 May 1979", "\udcff\udcfe"])  # how Python hands over undecodable argv bytes
+
+
 def test_a_tsv_corpus_trains_and_its_bad_lines_are_counted(tmp_path):
     lines = [f"{n} apples\t{n} Äpfel\tCC-BY" for n in range(60)] + ["no tab here", "\tempty source", "@@\t@@"]
     tsv = tmp_path / "pairs.tsv"

@@ -21,11 +21,30 @@ from tasks.seq2seq.evaluation import decode_split
 from tasks.seq2seq.training import load
 
 
+def _stdin_lines() -> list[str]:
+    """Standard input as UTF-8 lines; other bytes are an error naming the line."""
+    lines = []
+    for number, raw in enumerate(sys.stdin.buffer.read().split(b"\n"), start=1):
+        try:
+            lines.append(raw.removesuffix(b"\r").decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise ValueError(f"standard input line {number} is not UTF-8 text (byte "
+                             f"0x{raw[error.start]:02x} at position {error.start}); translate "
+                             "reads UTF-8") from None
+    return lines
+
+
 def read_inputs(inputs: list[str]) -> list[str]:
     if inputs == ["-"]:  # one sentence per non-blank line
-        texts = [line for line in sys.stdin.read().split("\n") if line.strip()]
+        texts = [line for line in _stdin_lines() if line.strip()]
     else:
         texts = list(inputs)
+        for number, text in enumerate(texts, start=1):
+            try:  # the shell hands undecodable argument bytes over as lone surrogates
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"translate input {number} of {len(texts)} is not UTF-8 text: "
+                                 f"{text[:40]!r}") from None
     if not texts:
         raise ValueError("translate needs text: kts seq2seq translate \"a sentence\" (or - for stdin lines)")
     empty = [i + 1 for i, text in enumerate(texts) if not text.strip()]
