@@ -57,7 +57,8 @@ def esc(value: Any) -> str:
 
 
 def fmt(value: Any) -> str:
-    """Human-readable number: ints with separators, floats with 4 decimals (or scientific)."""
+    """Human-readable number: ints with separators; floats with 4 decimals below 10 (scores,
+    losses), 2 from 10 to 10,000 (BLEU, milliseconds), else separators or scientific."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, int):
@@ -65,8 +66,10 @@ def fmt(value: Any) -> str:
     if not math.isfinite(value):
         return str(value)
     magnitude = abs(value)
-    if value == 0 or 1e-3 <= magnitude < 1e4:
+    if value == 0 or 1e-3 <= magnitude < 10:
         return f"{value:.4f}"
+    if 10 <= magnitude < 1e4:
+        return f"{value:.2f}"
     if magnitude < 1e-3 or magnitude >= 1e12:
         return f"{value:.3e}"
     return f"{value:,.1f}" if magnitude < 1e6 else f"{value:,.0f}"

@@ -189,8 +189,8 @@ def test_bar_chart_and_pr_curves():
 def test_number_formatting():
     from shared.report_html import fmt, fmt_seconds, fmt_time
 
-    assert [fmt(v) for v in (0.98123, 93322, 1e-6, 123456789.0, "cnn")] == [
-        "0.9812", "93,322", "1.000e-06", "123,456,789", "cnn"]
+    assert [fmt(v) for v in (0.98123, 93322, 1e-6, 123456789.0, "cnn", 200.316, 9.87654)] == [
+        "0.9812", "93,322", "1.000e-06", "123,456,789", "cnn", "200.32", "9.8765"]
     assert fmt_seconds(75.2) == "1m 15.2s" and fmt_seconds(4000) == "1h 6m 40s"
     assert fmt_time("2026-01-02T03:04:05+00:00") == "2026-01-02 03:04:05 +00:00"
 

@@ -71,7 +71,7 @@ def _examples(run: Run, rep: Report, names: list[str]) -> None:
             element["image"], np.array(found["boxes"]).reshape(-1, 4)[keep],
             np.array(found["classes"], int)[keep], np.array(found["scores"])[keep], names,
             true_boxes=truth["boxes"], true_classes=truth["classes"]))
-        captions.append(f"image {found['image_id']}: {int(keep.sum())} found / "
+        captions.append(f"{Path(source.paths[index]).name}\n{int(keep.sum())} found / "
                         f"{len(truth['boxes'])} true")
     if images:
         rep.add_figure("examples", plots.detections_grid_png(images, captions),
