@@ -70,7 +70,7 @@ def test_translate_input_that_is_not_utf8_is_an_error_naming_the_line(monkeypatc
     import types
 
     from tasks.seq2seq.predict import read_inputs
-    stdin = types.SimpleNamespace(buffer=io.BytesIO("3 May 1979\n".encode() + b"\xff\xfe date\n"))
+    stdin = types.SimpleNamespace(buffer=io.BytesIO(b"3 May 1979\n" + b"\xff\xfe date\n"))
     monkeypatch.setattr("sys.stdin", stdin)
     with pytest.raises(ValueError, match=r"standard input line 2 is not UTF-8 .*0xff at position 0"):
         read_inputs(["-"])
