@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench lint clean
+.PHONY: demo test test-slow bench lint clean gpu-bundle
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/classification.py
 	$(BIN)/python benchmarks/detection.py
 	$(BIN)/python benchmarks/seq2seq.py
+
+# For the offline H200 machine (no TensorFlow, no network): wheels into .whl/ and the data
+# the GPU runs read into .gpu-data/ (both git-ignored); see docs/benchmarks.md.
+KTS_DATA ?= ../shared/data
+gpu-bundle:
+	../shared/tools/offline-wheels pycocotools sentencepiece
+	mkdir -p .gpu-data && cp -r $(KTS_DATA)/bccd $(KTS_DATA)/multi30k .gpu-data/
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared pipelines tasks tests benchmarks
