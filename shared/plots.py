@@ -129,10 +129,12 @@ def image_grid(
     ncols: int = 8,
     caption_colors: Sequence[str] | None = None,
     cell_inches: tuple[float, float] = (1.7, 2.0),
+    interpolation: str = "nearest",
 ) -> bytes:
     """A grid of (N, H, W, C) uint8 images with one caption each; C=1 is shown grey.
-    `cell_inches` (width, height) per image: the default suits thumbnails; photos with drawn
-    boxes need larger cells, which are also drawn smoothed rather than pixel by pixel."""
+    `cell_inches` (width, height) per image: the default suits thumbnails. `interpolation`
+    is matplotlib's: "nearest" shows small images pixel by pixel; photos shrunk into a cell
+    (detections with thin drawn boxes) read better "antialiased"."""
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
@@ -146,7 +148,6 @@ def image_grid(
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(cell_inches[0] * ncols, cell_inches[1] * nrows),
                              squeeze=False)
-    smooth = cell_inches[0] > 2.5
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index >= len(images):
@@ -155,7 +156,7 @@ def image_grid(
         if image.shape[-1] == 1:
             ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         else:
-            ax.imshow(image[..., :3], interpolation="antialiased" if smooth else "nearest")
+            ax.imshow(image[..., :3], interpolation=interpolation)
         color = caption_colors[index] if caption_colors is not None else "black"
         ax.set_title(str(captions[index]), fontsize=8, color=color)
     fig.tight_layout(pad=0.4)

@@ -113,4 +113,5 @@ def detections_grid_png(images: Sequence[np.ndarray], captions: Sequence[str], n
     grid = np.zeros((len(rgb), height, width, 3), dtype=np.uint8)
     for i, im in enumerate(rgb):
         grid[i, : im.shape[0], : im.shape[1]] = im
-    return plots.image_grid(grid, list(captions), ncols=ncols, cell_inches=(3.4, 2.9))
+    return plots.image_grid(grid, list(captions), ncols=ncols, cell_inches=(3.4, 2.9),
+                            interpolation="antialiased")
