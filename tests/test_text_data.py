@@ -205,3 +205,24 @@ def test_bucketed_batches_are_deterministic_resumable_and_padded_to_the_width():
         assert out["source"].shape[1] % 8 == 0 and out["target_in"].shape[1] == out["source"].shape[1]
         lengths = batches.lengths[batches.indices(s)]
         assert lengths.max() - lengths.min() < 8  # one bucket per batch
+
+
+def test_decode_batches_have_one_shape_and_cover_every_sentence_once():
+    from tasks.seq2seq.data import decode_batches
+
+    rng = np.random.default_rng(0)
+    examples = [{"source": rng.integers(4, 50, size=n).astype(np.int32)} for n in rng.integers(1, 13, size=21)]
+    batches = list(decode_batches(examples, batch_size=8, width=12))
+    assert [source.shape for _, source in batches] == [(8, 12)] * 3
+    seen = np.concatenate([indices for indices, _ in batches])
+    assert sorted(seen.tolist()) == list(range(21))
+    lengths = [len(examples[i]["source"]) for i in seen]
+    assert lengths == sorted(lengths)  # length-sorted: a batch's beams end together
+    for indices, source in batches:
+        for row, index in enumerate(indices):
+            ids = examples[index]["source"]
+            assert source[row, :len(ids)].tolist() == ids.tolist() and not source[row, len(ids):].any()
+    last_indices, last = batches[-1]
+    assert len(last_indices) == 5 and (last[5:] == last[0]).all()  # filler rows repeat row 0
+    with pytest.raises(ValueError, match="more than the width 4"):
+        list(decode_batches(examples, batch_size=8, width=4))

@@ -139,6 +139,25 @@ def eval_batches(examples: list[dict], batch_size: int, bucket_width: int = 8):
         yield indices, pad_batch([examples[i] for i in indices], PAD_ID, multiple=bucket_width)
 
 
+def decode_batches(examples: list[dict], batch_size: int, width: int):
+    """Length-sorted source batches of one shape, (batch_size, width): yields (indices, source).
+
+    Evaluation decodes with these so that a compiled search is traced once and its timing is
+    decoding alone; a short last batch repeats its first sentence (rows past `len(indices)`
+    are to be ignored). Sources must already be cut to `width` tokens."""
+    lengths = np.asarray([len(e["source"]) for e in examples])
+    if lengths.size and lengths.max() > width:
+        raise ValueError(f"decode_batches: a source has {lengths.max()} tokens, more than the width {width}")
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(order), batch_size):
+        indices = order[start:start + batch_size]
+        source = np.full((batch_size, width), PAD_ID, np.int32)
+        for row in range(batch_size):
+            ids = examples[indices[row if row < len(indices) else 0]]["source"]
+            source[row, :len(ids)] = ids
+        yield indices, source
+
+
 def validation_data(examples: list[dict], batch_size: int, bucket_width: int = 8):
     """The validation split as a grain dataset of (x, y) batches for `fit(validation_data=)`."""
     import grain

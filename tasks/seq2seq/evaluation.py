@@ -32,13 +32,25 @@ def setting_name(beam_size: int) -> str:
     return "greedy" if beam_size == 0 else f"beam {beam_size}"
 
 
-def decode_split(model, examples: list[dict], config: Seq2SeqConfig, beam_size: int) -> tuple[list, float]:
-    """Best token ids (without eos/padding) per example, in order, and the seconds it took."""
+def decode_split(model, examples: list[dict], config: Seq2SeqConfig, beam_size: int,
+                 warm_up: bool = False) -> tuple[list, float]:
+    """Best token ids (without eos/padding) per example, in order, and the seconds it took.
+
+    `warm_up` (evaluation): every batch has one shape (eval batch size x max source length)
+    and the first one is decoded once before the clock starts, so the seconds are decoding
+    alone, without tracing/compilation. Without it (translate), batches are bucketed by
+    length and sized to the input."""
     translator = Translator(model, config.data.max_target_length, beam_size, config.eval.length_penalty)
+    if warm_up:
+        batches = list(data_lib.decode_batches(examples, config.eval.batch_size, config.data.max_source_length))
+        translator.predict_on_batch(batches[0][1])
+    else:
+        batches = [(indices, batch["source"]) for indices, batch in
+                   data_lib.eval_batches(examples, config.eval.batch_size, config.data.bucket_width)]
     outputs: list = [None] * len(examples)
     started = time.perf_counter()
-    for indices, batch in data_lib.eval_batches(examples, config.eval.batch_size, config.data.bucket_width):
-        result = translator.predict_on_batch(batch["source"])
+    for indices, source in batches:
+        result = translator.predict_on_batch(source)
         tokens, lengths = np.asarray(result["tokens"]), np.asarray(result["lengths"])
         for row, index in enumerate(indices):
             ids = tokens[row, : lengths[row]].tolist()
@@ -90,7 +102,7 @@ def evaluate(run: Run) -> dict:
     references = split.targets
     table, outputs = [], {}
     for beam_size in decoding_settings(config):
-        ids, seconds = decode_split(model, examples, config, beam_size)
+        ids, seconds = decode_split(model, examples, config, beam_size, warm_up=True)
         hypotheses = [tokenizers[1].decode(h) for h in ids]
         outputs[beam_size] = (ids, hypotheses)
         row = {"setting": setting_name(beam_size), "beam_size": beam_size, "seconds": seconds,

@@ -44,7 +44,9 @@ def report(run: Run) -> Path:
                   [[row["setting"], f"{row['bleu']:.2f}", f"{row['chrf']:.2f}", f"{row['exact_match']:.4f}",
                     f"{row['sentences_per_second']:.1f}"] for row in results["settings"]],
                   note=f"length penalty alpha = {config.eval.length_penalty}; batch "
-                       f"{config.eval.batch_size}; sacreBLEU signature: {results['bleu_signature']}")
+                       f"{config.eval.batch_size}, sources padded to {config.data.max_source_length} tokens; "
+                       f"speed after one untimed compile batch; "
+                       f"sacreBLEU signature: {results['bleu_signature']}")
     rep.add_figure("decoding", plots.settings_chart(results["settings"]),
                    "Corpus BLEU and chrF (sacreBLEU) for each decoding setting.")
     if results["attention"]:
