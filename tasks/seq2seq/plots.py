@@ -35,10 +35,12 @@ def settings_chart(settings: Sequence[dict]) -> bytes:
     names = [row["setting"] for row in settings]
     positions = np.arange(len(names))
     fig, axis = plt.subplots(figsize=(1.2 * len(names) + 3, 3.2))
-    axis.bar(positions - 0.2, [row["bleu"] for row in settings], 0.4, label="BLEU")
-    axis.bar(positions + 0.2, [row["chrf"] for row in settings], 0.4, label="chrF")
+    for offset, key, label in ((-0.2, "bleu", "BLEU"), (0.2, "chrf", "chrF")):
+        bars = axis.bar(positions + offset, [row[key] for row in settings], 0.4, label=label)
+        axis.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
     axis.set_xticks(positions, names)
     axis.set_ylabel("score")
-    axis.legend(loc="lower right")
+    axis.set_ylim(0, 1.12 * max(max(row["bleu"], row["chrf"]) for row in settings) + 1e-9)
+    axis.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     axis.grid(axis="y", alpha=0.3)
     return _to_png(fig)
