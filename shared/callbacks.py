@@ -113,3 +113,47 @@ class BestWeights(keras.callbacks.Callback):
             self.best, self.best_epoch = float(value), epoch + 1
             with atomic_file(self.path, suffix=".weights.h5") as tmp:
                 self.model.save_weights(str(tmp))
+
+
+class AverageLastEpochs(keras.callbacks.Callback):
+    """Checkpoint averaging (as in the Transformer paper and fairseq): keeps the weights of
+    the last `count` of `epochs` epochs in files (so a resumed run still has the earlier
+    ones) and, when training ends, sets the model to their element-wise mean. Variables that
+    are not floating point keep the last epoch's value. Nothing is averaged after a NaN stop
+    (`guard`) or when fewer than two of those epochs were reached."""
+
+    def __init__(self, folder: str | Path, count: int, epochs: int, guard: NaNGuard | None = None):
+        super().__init__()
+        self.folder, self.count, self.epochs, self.guard = Path(folder), count, epochs, guard
+        self.averaged: list[int] = []
+
+    def path(self, epoch_number: int) -> Path:
+        return self.folder / f"epoch-{epoch_number:04d}.weights.h5"
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 > self.epochs - self.count and not (self.guard and self.guard.message):
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with atomic_file(self.path(epoch + 1), suffix=".weights.h5") as tmp:
+                self.model.save_weights(str(tmp))
+
+    def on_train_end(self, logs=None):
+        import numpy as np
+
+        if self.guard and self.guard.message:
+            return
+        numbers = [n for n in range(max(1, self.epochs - self.count + 1), self.epochs + 1)
+                   if self.path(n).exists()]
+        if len(numbers) < 2:
+            return
+        variables = self.model.weights
+        sums = None
+        for number in numbers:
+            self.model.load_weights(str(self.path(number)))
+            values = [keras.ops.convert_to_numpy(v) for v in variables]
+            sums = ([v.astype(np.float64) for v in values] if sums is None
+                    else [s + v for s, v in zip(sums, values)])
+        for variable, total, last in zip(variables, sums, values):
+            if np.issubdtype(last.dtype, np.floating):
+                variable.assign((total / len(numbers)).astype(last.dtype))
+        self.averaged = numbers
+        print(f"Averaged the weights of epochs {numbers[0]}-{numbers[-1]} ({len(numbers)} checkpoints).")

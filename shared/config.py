@@ -47,6 +47,7 @@ class TrainConfig:
     workers: int = 0  # 0 = threads in this process; N > 0 = N worker processes
     prefetch: int = 2  # batches prepared ahead
     max_steps_per_epoch: int = 0  # 0 = the whole training split per epoch
+    average_last_epochs: int = 0  # > 1: the final weights are the mean of the last N epochs' weights
 
     def validate(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size,
@@ -57,6 +58,9 @@ class TrainConfig:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(
                 f"train.label_smoothing must be in [0, 1). Received: {self.label_smoothing}")
+        if self.average_last_epochs < 0 or self.average_last_epochs > self.epochs:
+            raise ConfigError(f"train.average_last_epochs must be in [0, epochs={self.epochs}]. "
+                              f"Received: {self.average_last_epochs}")
         if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs > 1:
             raise ConfigError(
                 f"train.warmup_epochs must be in [0, epochs={self.epochs}). "

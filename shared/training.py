@@ -17,7 +17,7 @@ from pathlib import Path
 
 import keras
 
-from shared.callbacks import AtomicBackupAndRestore, BestWeights, NaNGuard, read_backup_state
+from shared.callbacks import AtomicBackupAndRestore, AverageLastEpochs, BestWeights, NaNGuard, read_backup_state
 from shared.config import TrainConfig
 from shared.runtime import tensorflow_available
 
@@ -97,6 +97,7 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
     if not resume:
         shutil.rmtree(backup_dir, ignore_errors=True)
         shutil.rmtree(Path(logs_dir), ignore_errors=True)
+        shutil.rmtree(Path(checkpoints_dir) / "epochs", ignore_errors=True)
     Path(logs_dir).mkdir(parents=True, exist_ok=True)
     state = read_backup_state(backup_dir) if resume else None
     start_step = 0
@@ -124,6 +125,11 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
     if config.early_stopping_patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, mode=monitor_mode, patience=config.early_stopping_patience))
+    average = None
+    if config.average_last_epochs > 1:
+        average = AverageLastEpochs(Path(checkpoints_dir) / "epochs", config.average_last_epochs, epochs,
+                                    nan_guard)
+        callbacks.append(average)
     callbacks.extend(extra_callbacks or [])
 
     started = time.perf_counter()
@@ -139,4 +145,5 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
         "stopped_reason": nan_guard.message or None,
         "seconds": time.perf_counter() - started,
         "resumed_from_step": start_step,
+        "averaged_epochs": average.averaged if average else [],
     }

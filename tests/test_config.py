@@ -7,7 +7,7 @@ import pytest
 
 from shared import config as config_lib
 from shared.config import ConfigError, TrainConfig
-from tasks.classification.config import PRESETS, ClassificationConfig
+from tasks.classification.config import ClassificationConfig
 
 
 @dataclasses.dataclass
@@ -68,8 +68,12 @@ def test_loading_a_config_with_an_unknown_key_fails(tmp_path):
         config_lib.load(ClassificationConfig, path)
 
 
-def test_every_preset_is_valid_and_documented():
-    for name, factory in PRESETS.items():
+@pytest.mark.parametrize("task", ["classification", "detection", "seq2seq"])
+def test_every_preset_is_valid_and_documented(task):
+    import importlib
+
+    presets = importlib.import_module(f"tasks.{task}.config").PRESETS
+    for name, factory in presets.items():
         config_lib.validate(factory())
         doc = factory.__doc__ or ""
         assert "Command:" in doc and "Expect" in doc, f"preset {name} lacks command/expectation"

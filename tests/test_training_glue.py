@@ -48,3 +48,41 @@ def test_nan_guard_stops_and_keeps_the_last_good_backup(tmp_path):
     assert "end of epoch 1" in guard.message
     assert (tmp_path / "backup" / "latest.weights.h5").read_bytes() == good
     assert not math.isfinite(float("nan"))
+
+
+def test_average_last_epochs_sets_the_mean_of_their_weights_and_survives_a_resume(tmp_path):
+    import keras
+
+    from shared.callbacks import AverageLastEpochs
+
+    def model_and_data():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.BatchNormalization()])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        x = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+        return model, x, x[:, :2] * 3.0
+
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append([keras.ops.convert_to_numpy(v).copy() for v in self.model.weights])
+
+    model, x, y = model_and_data()
+    average = AverageLastEpochs(tmp_path / "epochs", count=3, epochs=4)
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[Record(), average])  # a run cut after epoch 2
+    assert average.averaged == [] and [p.name for p in sorted((tmp_path / "epochs").iterdir())] == [
+        "epoch-0002.weights.h5"]
+    model.fit(x, y, initial_epoch=2, epochs=4, verbose=0, callbacks=[Record(), average])  # resumed
+    assert average.averaged == [2, 3, 4]
+    for variable, *epochs in zip(model.weights, *seen[1:]):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), np.mean(epochs, axis=0), rtol=1e-6,
+                                   atol=1e-7)
+    assert not np.allclose(keras.ops.convert_to_numpy(model.weights[0]), seen[-1][0])  # not the last epoch
+
+
+def test_average_last_epochs_must_fit_in_the_epochs():
+    from shared.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.average_last_epochs must be in"):
+        TrainConfig(epochs=3, average_last_epochs=4).validate()

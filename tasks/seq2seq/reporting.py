@@ -36,6 +36,10 @@ def report(run: Run) -> Path:
     rep.add_metrics(headline)
     if training.get("stopped_reason"):
         rep.add_text("Training stopped early", training["stopped_reason"])
+    averaged = training.get("phases", {}).get("train", {}).get("averaged_epochs")
+    if averaged:
+        rep.add_text("Checkpoint averaging", f"The evaluated weights are the mean of the weights after "
+                                             f"epochs {averaged[0]}-{averaged[-1]} ({len(averaged)} checkpoints).")
     history = read_history(run.dir.history_csv)
     if history:
         rep.add_figure("training_curves", shared_plots.training_curves(history),
