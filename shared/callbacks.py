@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from shared.io import atomic_file, atomic_write_json
 
@@ -137,8 +138,6 @@ class AverageLastEpochs(keras.callbacks.Callback):
                 self.model.save_weights(str(tmp))
 
     def on_train_end(self, logs=None):
-        import numpy as np
-
         if self.guard and self.guard.message:
             return
         numbers = [n for n in range(max(1, self.epochs - self.count + 1), self.epochs + 1)

@@ -151,11 +151,9 @@ def decode_batches(examples: list[dict], batch_size: int, width: int):
     order = np.argsort(lengths, kind="stable")
     for start in range(0, len(order), batch_size):
         indices = order[start:start + batch_size]
-        source = np.full((batch_size, width), PAD_ID, np.int32)
-        for row in range(batch_size):
-            ids = examples[indices[row if row < len(indices) else 0]]["source"]
-            source[row, :len(ids)] = ids
-        yield indices, source
+        rows = [{"source": examples[i]["source"]} for i in indices]
+        rows += rows[:1] * (batch_size - len(rows))
+        yield indices, pad_batch(rows, PAD_ID, keys=("source",), multiple=width)["source"]
 
 
 def validation_data(examples: list[dict], batch_size: int, bucket_width: int = 8):
