@@ -134,3 +134,20 @@ def test_random_element_ops_are_seeded_by_position_and_resume_exactly():
     for a, b in zip(full[6:], resumed, strict=True):
         np.testing.assert_array_equal(a["image"], b["image"])
     assert len({int(b["image"][0, 0, 0, 0]) for b in full}) > 3  # it is random
+
+
+def test_dynamic_shapes_keep_a_stated_batch_size_static():
+    """Length-bucketed streams: every dimension unknown under TF except a stated batch size."""
+    pytest.importorskip("tensorflow")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the tf.data view is for the TensorFlow backend")
+    batches = [({"source": np.ones((4, n), np.int32)}, np.ones((4, n), np.int32)) for n in (8, 16)]
+    dataset = builder.step_dataset(lambda step: batches[step % 2])
+    loose = builder.with_dynamic_shapes(dataset).element_spec
+    stated = builder.with_dynamic_shapes(dataset, batch_size=4).element_spec
+    assert loose[0]["source"].shape.as_list() == [None, None]
+    assert stated[0]["source"].shape.as_list() == [4, None] and stated[1].shape.as_list() == [4, None]
+    taken = builder.with_dynamic_shapes(dataset, batch_size=4).take(2).as_numpy_iterator()
+    assert [x["source"].shape for x, _ in taken] == [(4, 8), (4, 16)]

@@ -205,6 +205,14 @@ def test_bucketed_batches_are_deterministic_resumable_and_padded_to_the_width():
         assert out["source"].shape[1] % 8 == 0 and out["target_in"].shape[1] == out["source"].shape[1]
         lengths = batches.lengths[batches.indices(s)]
         assert lengths.max() - lengths.min() < 8  # one bucket per batch
+        # Every batch has batch_size rows; a bucket's short last batch is filled with rows of
+        # padding only (which the masked loss ignores), after the real ones.
+        real = len(batches.indices(s))
+        assert all(value.shape[0] == 8 for value in out.values())
+        assert (out["target_out"][:real] != 0).any(axis=1).all()
+        for key in ("source", "target_in", "target_out"):
+            assert not out[key][real:].any()
+    assert any(len(batches.indices(s)) < 8 for s in range(batches.steps_per_epoch))  # fillers were tested
 
 
 def test_decode_batches_have_one_shape_and_cover_every_sentence_once():

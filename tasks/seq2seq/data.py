@@ -128,7 +128,7 @@ def train_stream(config: Seq2SeqConfig, examples: list[dict], start_step: int = 
     batches = BucketedBatches(examples, config.train.batch_size, config.seed, config.data.bucket_width, PAD_ID)
     stream = builder.step_dataset(batches, start_step=start_step, prefetch=config.train.prefetch,
                                   finalize=to_fit)
-    return builder.with_dynamic_shapes(stream), batches.steps_per_epoch
+    return builder.with_dynamic_shapes(stream, config.train.batch_size), batches.steps_per_epoch
 
 
 def eval_batches(examples: list[dict], batch_size: int, bucket_width: int = 8):
