@@ -163,7 +163,8 @@ class TransformerSeq2Seq(keras.Model):
         x = self.decoder_norm(x)
         if self.share_embeddings:
             logits = ops.matmul(x, ops.transpose(ops.cast(self.source_embedding.embeddings, x.dtype)))
-            return ops.cast(logits, "float32") + self.output_bias
+            # the bias is read inside the caller's autocast scope: bf16 under mixed_bfloat16
+            return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
         return ops.cast(self.output_dense(x), "float32")
 
     def encode(self, source, training=False):
