@@ -10,12 +10,26 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from shared.io import atomic_file, atomic_write_json
+
+
+class EpochSeconds(keras.callbacks.Callback):
+    """Adds `epoch_seconds` (wall time of the epoch, validation included) to the epoch's logs,
+    so the CSV history keeps it and a resumed run still knows what its earlier epochs took.
+    Put it before the CSV logger (callbacks share one logs dict, in list order)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._started
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 DPI = 100
 _LR_KEYS = ("learning_rate", "lr")
+_NOT_CURVES = ("epoch_seconds",)  # in the history for timings, not a training curve
 
 
 def _to_png(fig: Figure) -> bytes:
@@ -36,6 +37,8 @@ def _metric_families(history: dict[str, list[float]]) -> dict[str, list[str]]:
     """Groups history keys: `loss` with `val_loss`, `accuracy` with `val_accuracy`, ..."""
     families: dict[str, list[str]] = {}
     for key in history:
+        if key in _NOT_CURVES:
+            continue
         base = key.removeprefix("val_")
         families.setdefault(base, [])
         families[base].append(key)

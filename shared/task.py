@@ -139,6 +139,12 @@ class Task:
         started = time.perf_counter()
         result = getattr(self, stage)(run, **kwargs)
         run.dir.record_timing(stage, time.perf_counter() - started)
+        if stage == "train" and run.resume:  # the stage's time is this process's share only
+            from shared.training import epochs_seconds, read_history
+
+            total = epochs_seconds(read_history(run.dir.history_csv))
+            if total is not None:
+                run.dir.record_timing("train, all epochs (across resumes)", total)
         return result
 
     def run_all(self, run: Run) -> dict:

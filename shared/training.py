@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import math
 import shutil
 import time
 import warnings
@@ -17,7 +18,14 @@ from pathlib import Path
 
 import keras
 
-from shared.callbacks import AtomicBackupAndRestore, AverageLastEpochs, BestWeights, NaNGuard, read_backup_state
+from shared.callbacks import (
+    AtomicBackupAndRestore,
+    AverageLastEpochs,
+    BestWeights,
+    EpochSeconds,
+    NaNGuard,
+    read_backup_state,
+)
 from shared.config import TrainConfig
 from shared.runtime import tensorflow_available
 
@@ -62,6 +70,15 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int, scale: float = 1.0
 
 def jit_compile_flag(config: TrainConfig):
     return {"auto": "auto", "true": True, "false": False}[config.jit_compile]
+
+
+def epochs_seconds(history: dict[str, list[float]]) -> float | None:
+    """Total wall time of every epoch in the history, across resumes (None when an epoch's
+    time is unknown: a log written before `epoch_seconds` existed)."""
+    seconds = history.get("epoch_seconds", [])
+    if not seconds or not all(math.isfinite(s) for s in seconds):
+        return None
+    return float(sum(seconds))
 
 
 def read_history(csv_path: str | Path) -> dict[str, list[float]]:
@@ -117,6 +134,7 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
     callbacks = [
         backup,
         nan_guard,
+        EpochSeconds(),  # before the CSV logger, which then records it
         keras.callbacks.CSVLogger(str(Path(logs_dir) / "history.csv"), append=bool(state)),
         BestWeights(Path(checkpoints_dir) / "best.weights.h5", monitor, monitor_mode),
     ]
@@ -140,10 +158,12 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
         model.fit(make_train_data(start_step), validation_data=validation_data, epochs=epochs,
                   steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
                   shuffle=False)
+    history = read_history(Path(logs_dir) / "history.csv")
     return {
-        "history": read_history(Path(logs_dir) / "history.csv"),
+        "history": history,
         "stopped_reason": nan_guard.message or None,
-        "seconds": time.perf_counter() - started,
+        "seconds": time.perf_counter() - started,  # this process only; see epochs_seconds
+        "epochs_seconds": epochs_seconds(history),
         "resumed_from_step": start_step,
         "averaged_epochs": average.averaged if average else [],
     }

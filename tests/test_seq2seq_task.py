@@ -146,6 +146,11 @@ def test_resume_after_a_kill_is_exact(tmp_path, monkeypatch):
     resumed = keras.models.load_model(tmp_path / "killed/model.keras")
     for a, b in zip(straight.weights, resumed.weights, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+    # the training time of a resumed run counts the epochs before the kill too
+    history = shared.training.read_history(tmp_path / "killed/logs/history.csv")
+    assert len(history["epoch_seconds"]) == 3 and min(history["epoch_seconds"]) > 0
+    timings = json.loads((tmp_path / "killed/timings.json").read_text())
+    assert timings["train, all epochs (across resumes)"] == pytest.approx(sum(history["epoch_seconds"]), abs=1e-3)
 
 
 def test_errors_name_the_command_and_the_skipped_lines(tmp_path, capsys):
