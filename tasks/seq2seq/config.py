@@ -152,10 +152,11 @@ def multi30k_transformer() -> Seq2SeqConfig:
     embeddings, joint 8k BPE, label smoothing 0.1), the stronger preset; a GPU preset.
     Command: kts seq2seq run --preset multi30k-transformer --backend jax
     Expect (target): test2016 sacreBLEU >= 41 (a PyTorch reference of the same shape reaches
-    40.7 with beam 4 after 18 epochs). Measured (2026-12-01, TF, 2 CPU cores, `--precision
-    mixed_bfloat16`, with dropout 0.3 instead of 0.1): 231 steps per epoch, 573-684 s per
-    epoch, 188 min for the 18; test2016 sacreBLEU 39.84 with beam 4, 38.66 greedy (short of
-    the 41). `--resume` continues after an interruption. The final weights are the mean of
+    40.7 with beam 4 after 18 epochs). Measured (2026-12-02, TF, 2 CPU cores, `--precision
+    mixed_bfloat16`, this preset as is): 231 steps per epoch, 577-760 s per epoch, 195 min
+    for the 18; test2016 sacreBLEU 40.61 with beam 4, 39.74 greedy, 40.92 beam 8 (short of
+    the 41); with dropout 0.3 instead: 39.84 with beam 4.
+    `--resume` continues after an interruption. The final weights are the mean of
     the last 5 epochs' (checkpoint averaging, as in the Transformer paper)."""
     cfg = Seq2SeqConfig()
     cfg.data = DataConfig(source="multi30k", max_source_length=64, max_target_length=64)
