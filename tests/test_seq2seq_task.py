@@ -12,7 +12,8 @@ from shared.testing import run_cli
 pytestmark = pytest.mark.backend
 
 TINY = ("--preset", "smoke", "--set", "data.dates_train=300", "--set", "data.dates_val=40",
-        "--set", "data.dates_test=40", "--set", "train.epochs=1", "--set", "train.batch_size=32")
+        "--set", "data.dates_test=40", "--set", "train.epochs=1", "--set", "train.batch_size=32",
+        "--set", "eval.length_penalty_grid=0,1.5")
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,31 @@ def test_run_writes_every_artifact(tiny_run):
     attention = results["attention"][0]
     assert np.asarray(attention["weights"]).shape == (len(attention["target"]), len(attention["source"]))
     assert len((tiny_run / "evaluation/hypotheses.txt").read_text().splitlines()) == 40
+
+
+def test_length_penalty_is_picked_on_validation_and_used_by_every_stage(tiny_run):
+    results = json.loads((tiny_run / "evaluation/results.json").read_text())
+    sweep = results["length_penalty_sweep"]
+    assert [row["alpha"] for row in sweep] == [0.0, 1.5]
+    best = max(sweep, key=lambda row: row["bleu"])["alpha"]
+    assert results["length_penalty"] == best
+    assert json.loads((tiny_run / "config.json").read_text())["eval"]["length_penalty"] == best
+    html = (tiny_run / "report/index.html").read_text()
+    assert "Length penalty picked on validation" in html and f"length penalty alpha = {best}" in html
+    exported = tiny_run / "export/translate.json"
+    if exported.exists():  # export needs TF
+        assert json.loads(exported.read_text())["length_penalty"] == best
+
+
+def test_length_penalty_grid_needs_a_split_other_than_the_validation_one():
+    from shared import config as config_lib
+    from shared.config import ConfigError
+    from tasks.seq2seq.config import smoke
+
+    with pytest.raises(ConfigError, match="eval.split must be test"):
+        config_lib.apply_overrides(smoke(), ["eval.length_penalty_grid=0.6,1", "eval.split=val"])
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        config_lib.apply_overrides(smoke(), ["eval.length_penalty_grid=-1"])
 
 
 def test_saved_model_translate_signature_agrees_with_keras(tiny_run):

@@ -5,6 +5,10 @@ detokenized output against the raw references, exact match (the dates task's mea
 hypothesis == reference after the tokenizer's normalisation), and decoding speed. Writes
 evaluation/results.json, the best setting's hypotheses (one line per sentence) and the
 attention of a few sentences for the report.
+
+With eval.length_penalty_grid set, the GNMT length penalty is picked first on the validation
+split (never on the split that is scored) and written into the run's config.json, so that
+export and translate decode with the same alpha.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import time
 import numpy as np
 
 from pipelines.text import BOS_ID, EOS_ID, UNK_ID
+from shared import config as config_lib
 from shared.io import atomic_write_json, atomic_write_text
 from shared.task import Run
 from tasks.seq2seq import data as data_lib
@@ -91,13 +96,46 @@ def attention_examples(model, examples: list[dict], hypotheses_ids: list, tokeni
     return found
 
 
+def _limited(split, limit: int):
+    return type(split)(split.sources[:limit], split.targets[:limit]) if limit else split
+
+
+def tune_length_penalty(model, split, tokenizers, config: Seq2SeqConfig) -> list[dict]:
+    """Beam-search BLEU on `split` (the validation side) for each alpha of the grid; sets
+    config.eval.length_penalty to the best (the first of equals) and returns the sweep."""
+    examples, _ = data_lib.encode(split, tokenizers, config)
+    sweep = []
+    for alpha in config.eval.length_penalty_grid:
+        config.eval.length_penalty = alpha
+        ids, seconds = decode_split(model, examples, config, config.eval.beam_size, warm_up=True)
+        scores = score([tokenizers[1].decode(h) for h in ids], split.targets, tokenizers[1].normalize)
+        sweep.append({"alpha": alpha, "bleu": scores["bleu"], "chrf": scores["chrf"], "seconds": seconds})
+        print(f"seq2seq length penalty {alpha}: validation BLEU {scores['bleu']:.2f} "
+              f"(beam {config.eval.beam_size}, {len(examples)} sentences)")
+    best = max(sweep, key=lambda row: row["bleu"])  # max keeps the first of equals
+    config.eval.length_penalty = best["alpha"]
+    return sweep
+
+
+def _save_length_penalty(run: Run, alpha: float):
+    """Writes the picked alpha into config.json, changing nothing else saved there."""
+    saved = config_lib.load(type(run.config), run.dir.config_json) if run.dir.config_json.exists() else run.config
+    saved.eval.length_penalty = alpha
+    config_lib.save(saved, run.dir.config_json)
+
+
 def evaluate(run: Run) -> dict:
     config: Seq2SeqConfig = run.config
     model = load(run.dir.require_model())
     tokenizers = data_lib.load_tokenizers(config, run.dir)
-    split = data_lib.load_splits(config, run.data_root)[config.eval.split]
-    if config.eval.limit:
-        split = type(split)(split.sources[: config.eval.limit], split.targets[: config.eval.limit])
+    splits = data_lib.load_splits(config, run.data_root)
+    sweep = []
+    if config.eval.length_penalty_grid:
+        sweep = tune_length_penalty(model, _limited(splits["val"], config.eval.limit), tokenizers, config)
+        _save_length_penalty(run, config.eval.length_penalty)
+        print(f"seq2seq length penalty: alpha {config.eval.length_penalty} (best validation BLEU), "
+              f"saved in {run.dir.config_json}")
+    split = _limited(splits[config.eval.split], config.eval.limit)
     examples, truncated = data_lib.encode(split, tokenizers, config)
     references = split.targets
     table, outputs = [], {}
@@ -123,6 +161,7 @@ def evaluate(run: Run) -> dict:
                "main_setting": main["setting"], "bleu": main["bleu"], "chrf": main["chrf"],
                "exact_match": main["exact_match"], "bleu_signature": main["bleu_signature"],
                "chrf_signature": main["chrf_signature"], "settings": table, "samples": samples,
+               "length_penalty": config.eval.length_penalty, "length_penalty_sweep": sweep,
                "attention": attention_examples(model, examples, best_ids, tokenizers,
                                                config.eval.attention_examples)}
     run.dir.evaluation.mkdir(parents=True, exist_ok=True)

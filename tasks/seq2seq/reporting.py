@@ -47,10 +47,17 @@ def report(run: Run) -> Path:
     rep.add_table("Greedy vs beam search", ["decoding", "BLEU", "chrF", "exact match", "sentences / s"],
                   [[row["setting"], f"{row['bleu']:.2f}", f"{row['chrf']:.2f}", f"{row['exact_match']:.4f}",
                     f"{row['sentences_per_second']:.1f}"] for row in results["settings"]],
-                  note=f"length penalty alpha = {config.eval.length_penalty}; batch "
+                  note=f"length penalty alpha = {results.get('length_penalty', config.eval.length_penalty)}; batch "
                        f"{config.eval.batch_size}, sources padded to {config.data.max_source_length} tokens; "
                        f"speed after one untimed compile batch; "
                        f"sacreBLEU signature: {results['bleu_signature']}")
+    sweep = results.get("length_penalty_sweep")
+    if sweep:
+        rep.add_table("Length penalty picked on validation", ["alpha", "validation BLEU", "chrF", "seconds"],
+                      [[f"{row['alpha']}" + (" (picked)" if row["alpha"] == results["length_penalty"] else ""),
+                        f"{row['bleu']:.2f}", f"{row['chrf']:.2f}", f"{row['seconds']:.1f}"] for row in sweep],
+                      note=f"{main} on the validation split for each alpha of eval.length_penalty_grid; the "
+                           f"best BLEU is used for the {results['split']} scores above, the export and translate.")
     rep.add_figure("decoding", plots.settings_chart(results["settings"]),
                    "Corpus BLEU and chrF (sacreBLEU) for each decoding setting.")
     if results["attention"]:
