@@ -14,17 +14,20 @@ def attention_maps(examples: Sequence[dict], max_tokens: int = 40) -> bytes:
 
     `examples` items hold "source" and "target" token labels and "weights" (T, S)."""
     count = max(1, len(examples))
-    fig, axes = plt.subplots(1, count, figsize=(5.2 * count, 4.6), squeeze=False)
-    for axis, example in zip(axes[0], examples):
+    columns = min(count, 2)  # two across keeps the token labels readable at page width
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.6 * columns, 5.0 * rows), squeeze=False)
+    axes = axes.ravel()
+    for axis, example in zip(axes, examples):
         weights = np.asarray(example["weights"], np.float32)[:max_tokens, :max_tokens]
         source, target = example["source"][: weights.shape[1]], example["target"][: weights.shape[0]]
         axis.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-        axis.set_xticks(range(len(source)), [repr(s)[1:-1] for s in source], rotation=90, fontsize=7)
-        axis.set_yticks(range(len(target)), [repr(t)[1:-1] for t in target], fontsize=7)
+        axis.set_xticks(range(len(source)), [repr(s)[1:-1] for s in source], rotation=90, fontsize=8)
+        axis.set_yticks(range(len(target)), [repr(t)[1:-1] for t in target], fontsize=8)
         axis.set_xlabel("source")
         axis.set_ylabel("output")
-        axis.set_title(f"sentence {example['index']}", fontsize=9)
-    for axis in axes[0][len(examples):]:
+        axis.set_title(f"sentence {example['index']}", fontsize=10)
+    for axis in axes[len(examples):]:
         axis.axis("off")
     fig.tight_layout()
     return _to_png(fig)
