@@ -4,10 +4,12 @@ Every element is a dict of numpy values:
 
     {"image": uint8 (H, W, C) with C in (1, 3), "label": int32 scalar, "weight": float32 scalar}
 
-`weight` is 1.0, or 0.0 for a sample whose file could not be decoded at read time; such a
+`weight` is 1.0, or 0.0 for a sample whose file could not be decoded at read time (it was
+fine when the dataset was indexed: `verify_image_files` decodes every file once); such a
 sample has a zero image of shape (1, 1, C) and a warning naming the file is logged. A
 source never raises for a bad file, so one corrupt image cannot stop a training run, and
-weight-aware losses and metrics simply ignore it.
+weight-aware losses and metrics simply ignore it. Files are read through
+`pipelines.images.read_image`, which downscales images larger than `max_side`.
 
 Samples excluded while loading (corrupt files, degenerate boxes, ...) are listed in
 `source.skipped` as `{"path": str, "reason": str}` dicts.
@@ -19,7 +21,8 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
+
+from pipelines.images import DEFAULT_MAX_SIDE, check_image, read_image
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +111,8 @@ class ArraySource(LabelledSource):
 
 
 class FileSource(LabelledSource):
-    """Image files decoded lazily with PIL, converted to RGB (channels=3) or L (channels=1)."""
+    """Image files decoded lazily with PIL, converted to RGB (channels=3) or L (channels=1);
+    images whose longer side exceeds `max_side` are downscaled to it while decoding."""
 
     def __init__(
         self,
@@ -117,51 +121,48 @@ class FileSource(LabelledSource):
         class_names: Sequence[str],
         channels: int = 3,
         skipped: list[dict] | None = None,
+        max_side: int | None = DEFAULT_MAX_SIDE,
     ):
         if channels not in (1, 3):
             raise ValueError(f"Expected channels=1 or 3; received channels={channels}.")
         self.paths: list[str] = [str(path) for path in paths]
         super().__init__(labels, len(self.paths), class_names, skipped)
         self.channels = channels
+        self.max_side = max_side
 
     def __getitem__(self, index: int) -> Element:
         index = self._check_index(index)
         path, label = self.paths[index], self.labels[index]
         try:
-            with Image.open(path) as image:
-                array = np.asarray(image.convert("RGB" if self.channels == 3 else "L"))
+            array = read_image(path, "RGB" if self.channels == 3 else "L", self.max_side)
         except Exception as error:  # noqa: BLE001 - a bad file must never stop a run.
             logger.warning("Could not decode %s (%s); returning weight 0.", path, error)
             return _element(np.zeros((1, 1, self.channels), np.uint8), label, 0.0)
-        if array.ndim == 2:
-            array = array[:, :, None]
-        return _element(np.ascontiguousarray(array, dtype=np.uint8), label, 1.0)
+        return _element(array, label, 1.0)
 
     def subset(self, indices: Sequence[int] | np.ndarray, skipped: list[dict] | None = None):
         """The samples at `indices`, same class names and channels; `skipped` defaults to none."""
         indices = np.asarray(indices, dtype=np.int64)
         paths = [self.paths[i] for i in indices]
-        return FileSource(paths, self.labels[indices], self.class_names, self.channels, skipped)
+        return FileSource(paths, self.labels[indices], self.class_names, self.channels, skipped,
+                          self.max_side)
 
 
-def verify_image_files(paths: Sequence[str]) -> tuple[list[int], list[dict]]:
-    """Checks each file is a readable image without decoding its pixels.
+def verify_image_files(paths: Sequence[str],
+                       max_side: int | None = DEFAULT_MAX_SIDE) -> tuple[list[int], list[dict]]:
+    """Decodes each file once, fully (`pipelines.images.check_image`).
 
     Returns the indices of the good paths and `{"path", "reason"}` entries for the others
-    (missing, not an image, corrupt header or stream as detected by `PIL.Image.verify`).
-    A file whose pixel data is truncated can still pass; `FileSource` then returns it with
-    weight 0 at read time.
+    (missing, not an image, corrupt header, truncated or corrupt pixel data).
     """
     good: list[int] = []
     skipped: list[dict] = []
     for index, path in enumerate(paths):
-        try:
-            with Image.open(path) as image:
-                image.verify()
-        except Exception as error:  # noqa: BLE001 - report, never raise.
-            skipped.append({"path": str(path), "reason": f"{type(error).__name__}: {error}"})
-        else:
+        _, reason = check_image(path, max_side)
+        if reason is None:
             good.append(index)
+        else:
+            skipped.append({"path": str(path), "reason": reason})
     return good, skipped
 
 

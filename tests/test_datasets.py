@@ -102,11 +102,12 @@ def test_verify_and_file_source_handle_bad_files(tmp_path, caplog):
     text.write_text("not an image")
     paths = [str(good), str(header_cut), str(text), str(tmp_path / "missing.png"), str(pixels_cut)]
 
-    good_indices, skipped = verify_image_files(paths)
-    assert [s["path"] for s in skipped] == [str(header_cut), str(text), paths[3]]
+    good_indices, skipped = verify_image_files(paths)  # decodes fully: truncation is caught
+    assert [s["path"] for s in skipped] == [str(header_cut), str(text), paths[3], str(pixels_cut)]
     assert all(s["reason"] for s in skipped)
-    assert 0 in good_indices and 4 in good_indices
+    assert good_indices == [0]
 
+    # A file that goes bad after indexing still never stops a run: weight 0 at read time.
     source = FileSource([str(good), str(pixels_cut)], [0, 1], ["x", "y"], channels=1)
     check_element(source[0], 1)
     assert source[0]["image"].shape == (10, 12, 1) and source[0]["weight"] == 1.0
@@ -165,7 +166,7 @@ def test_image_folder_errors(tmp_path):
     (tmp_path / "one" / "b").mkdir()
     with pytest.raises(ValueError, match="no image files"):
         load_image_folder(tmp_path / "one")
-    make_class_folders(tmp_path / "split" / "train", {"a": 2})
+    make_class_folders(tmp_path / "split" / "train", {"a": 2, "b": 1})
     make_class_folders(tmp_path / "split" / "test", {"a": 1, "zebra": 1})
     with pytest.raises(ValueError, match="'zebra' is not in the train classes"):
         load_image_folder(tmp_path / "split")

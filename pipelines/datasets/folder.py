@@ -6,9 +6,11 @@ Two layouts are accepted:
     path/{train,val,test}/<class>/<image>             -> one split per folder present
 
 A split layout is recognised when `path` holds any of `train/`, `val/`, `test/`; it then
-needs `train/`, whose sorted class folders fix the class list for every split. Files are
-checked with `verify_image_files`; bad ones are listed in each split's `skipped`. Files
-with other extensions and hidden files are ignored.
+needs `train/`, whose sorted class folders fix the class list for every split, and at
+least two of them (one class would "train" to accuracy 1.0 and teach nothing). Every file
+is decoded once by `verify_image_files`; bad ones (unreadable, truncated) are listed in
+each split's `skipped`. Files with other extensions and hidden files are ignored. Images
+larger than `max_side` are downscaled when read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.images import DEFAULT_MAX_SIDE
 from pipelines.sources import FileSource, stratified_split, verify_image_files
 
 IMAGE_EXTENSIONS = frozenset(
@@ -52,7 +55,8 @@ def _class_folders(split_path: Path) -> list[Path]:
     return folders
 
 
-def _read_split(split_path: Path, class_names: list[str], channels: int) -> FileSource:
+def _read_split(split_path: Path, class_names: list[str], channels: int,
+                max_side: int | None) -> FileSource:
     paths, labels = [], []
     for folder in _class_folders(split_path):
         if folder.name not in class_names:
@@ -63,14 +67,16 @@ def _read_split(split_path: Path, class_names: list[str], channels: int) -> File
         files = _image_files(folder)
         paths.extend(str(p) for p in files)
         labels.extend([class_names.index(folder.name)] * len(files))
-    good, skipped = verify_image_files(paths)
+    good, skipped = verify_image_files(paths, max_side)
     return FileSource(
-        [paths[i] for i in good], np.array(labels, np.int32)[good], class_names, channels, skipped
+        [paths[i] for i in good], np.array(labels, np.int32)[good], class_names, channels, skipped,
+        max_side,
     )
 
 
 def load_image_folder(
-    path: str | os.PathLike, channels: int = 3, val_fraction: float = 0.0, seed: int = 0
+    path: str | os.PathLike, channels: int = 3, val_fraction: float = 0.0, seed: int = 0,
+    max_side: int | None = DEFAULT_MAX_SIDE,
 ) -> dict[str, FileSource]:
     """Loads a class-per-folder dataset into lazily decoded FileSources, one per split.
 
@@ -94,7 +100,14 @@ def load_image_folder(
         )
 
     class_names = [folder.name for folder in _class_folders(split_paths["train"])]
-    splits = {name: _read_split(p, class_names, channels) for name, p in split_paths.items()}
+    if len(class_names) < 2:
+        raise ValueError(
+            f"{split_paths['train']}: found {len(class_names)} class folder {class_names}; a "
+            f"classifier needs at least two classes (one folder per class, layout {_LAYOUT})."
+        )
+    splits = {
+        name: _read_split(p, class_names, channels, max_side) for name, p in split_paths.items()
+    }
     if val_fraction:
         train = splits["train"]
         train_indices, val_indices = stratified_split(train.labels, val_fraction, seed)
