@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipelines.datasets.voc import parse_voc_xml, read_imageset
+from pipelines.datasets.voc import VocFormatError, parse_voc_xml, read_imageset
+from pipelines.registry import fetch_hint
 from pipelines.sources import ArraySource
 
 BCCD_CLASSES = ("Platelets", "RBC", "WBC")
@@ -28,8 +29,8 @@ def bccd_root(data_root: str | os.PathLike) -> Path:
     if not (voc_root / "Annotations").is_dir():
         raise FileNotFoundError(
             f"BCCD not found: tried {voc_root}. Expected the data root to contain "
-            f"{RELATIVE_ROOT}/Annotations, JPEGImages and ImageSets/Main (Shenggan/BCCD_Dataset); "
-            "pass the data root with --data-root or set the KTS_DATA environment variable."
+            f"{RELATIVE_ROOT}/Annotations, JPEGImages and ImageSets/Main (Shenggan/BCCD_Dataset). "
+            f"{fetch_hint('bccd')}"
         )
     return voc_root
 
@@ -51,7 +52,12 @@ def _load_split(voc_root: Path, split: str, crop_size: int, context: float) -> A
     crops, labels, skipped = [], [], []
     for image_id in read_imageset(voc_root, split):
         xml_path = voc_root / "Annotations" / f"{image_id}.xml"
-        annotation = parse_voc_xml(xml_path, BCCD_CLASSES)
+        try:
+            annotation = parse_voc_xml(xml_path, BCCD_CLASSES)
+        except VocFormatError as error:
+            reason = str(error).removeprefix(f"{xml_path}: ")
+            skipped.append({"path": str(xml_path), "reason": f"{reason} The image is not used."})
+            continue
         skipped.extend(
             {"path": str(xml_path), "reason": f"object #{d['index']} ({d['name']}): {d['reason']}"}
             for d in annotation.dropped
@@ -78,7 +84,7 @@ def load_bccd_cells(
     """Returns {"train", "val", "test"} ArraySources of uint8 (crop_size, crop_size, 3) cell crops.
 
     Class names are `BCCD_CLASSES`; each split's `skipped` lists dropped boxes (the two
-    zero-area RBC boxes of images 00338 and 00343) and unreadable images.
+    zero-area RBC boxes of images 00338 and 00343), unreadable images and malformed XML.
     """
     if crop_size < 1 or context < 0:
         raise ValueError(

@@ -3,14 +3,20 @@ YOLO txt labels and COCO json.
 
 An element is `{"image": uint8 (H, W, 3), "boxes": float32 (N, 4) [x_min, y_min, x_max,
 y_max] pixels, "classes": int32 (N,) in [0, C), "image_id": int32}`. Loaders read every
-annotation and each image's header up front (cheap) and:
+annotation and decode every image once up front (BCCD's 364 images: about a second) and:
 
-- skip missing or corrupt image files (and images whose size disagrees with their
-  annotation), listing them in `source.skipped` as `{"path", "reason"}`;
+- skip missing, corrupt or truncated image files (and images whose size disagrees with
+  their annotation), listing them in `source.skipped` as `{"path", "reason"}`;
+- skip VOC annotation files that are not readable VOC XML, listed the same way;
 - clip boxes partly outside the image and drop boxes with zero area or entirely outside,
   listing the dropped ones in `source.dropped_boxes` as `{"path", "box", "reason"}`;
-- raise ValueError naming the file and field for annotations with missing or malformed
-  fields or unknown classes (bad labels are a data bug to fix, not noise to train on).
+- raise ValueError naming the file and field for unknown classes and malformed YOLO/COCO
+  labels (a class list that does not match the data is a bug to fix, not noise to train
+  on), and when not one sample of a non-empty split could be used.
+
+Images whose longer side exceeds `max_side` (default `DEFAULT_MAX_SIDE`) are downscaled
+when read, and their boxes and `sizes` are scaled with them when the source is built, so
+every coordinate of such an image (annotations, detections) is in the downscaled pixels.
 
 An image that still cannot be decoded at read time comes back grey (114) with no boxes
 and a logged warning naming the file, so one bad file never stops a training run.
@@ -26,11 +32,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from pipelines import boxes as box_ops
 from pipelines.datasets.bccd import BCCD_CLASSES, SPLITS, bccd_root
-from pipelines.datasets.voc import parse_voc_xml, read_imageset
+from pipelines.datasets.voc import VocFormatError, parse_voc_xml, read_imageset
+from pipelines.images import DEFAULT_MAX_SIDE, bounded_size, check_image, read_image
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +44,19 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class DetectionSource:
-    """Image files decoded lazily (PIL, RGB) with their boxes and classes held in memory."""
+    """Image files decoded lazily (PIL, RGB) with their boxes and classes held in memory.
+
+    `sizes` are the files' (height, width); an image larger than `max_side` is read
+    downscaled, and its boxes and size are scaled here to match (a no-op for sizes that
+    already fit, so `subset` and concatenation keep scaled sources as they are).
+    """
 
     def __init__(self, paths: Sequence[str], boxes: Sequence[np.ndarray],
                  classes: Sequence[np.ndarray], class_names: Sequence[str],
                  image_ids: Sequence[int] | None = None,
                  sizes: Sequence[tuple[int, int]] | None = None,
-                 skipped: list[dict] | None = None, dropped_boxes: list[dict] | None = None):
+                 skipped: list[dict] | None = None, dropped_boxes: list[dict] | None = None,
+                 max_side: int | None = DEFAULT_MAX_SIDE):
         self.paths = [str(path) for path in paths]
         self.class_names = [str(name) for name in class_names]
         count = len(self.paths)
@@ -58,7 +70,18 @@ class DetectionSource:
                 raise ValueError(f"{path}: expected {len(b)} classes in [0, {self.num_classes}); "
                                  f"received {c.tolist()}.")
         self.image_ids = np.asarray(range(count) if image_ids is None else image_ids, np.int32)
-        self.sizes = list(sizes) if sizes is not None else [(64, 64)] * count
+        # Read bound per image: the (scaled) size's longer side; None = as stored.
+        self._read_bounds: list[int | None] = [None] * count
+        if sizes is None:
+            self.sizes = [(64, 64)] * count
+        else:
+            self.sizes = [bounded_size(*size, max_side) for size in sizes]
+            for i, ((height, width), (new_height, new_width)) in enumerate(
+                    zip(sizes, self.sizes, strict=True)):
+                self._read_bounds[i] = max(new_height, new_width)
+                if (new_height, new_width) != (height, width):
+                    self.boxes[i] = self.boxes[i] * np.float32(
+                        [new_width / width, new_height / height] * 2)
         self.skipped: list[dict] = list(skipped or [])
         self.dropped_boxes: list[dict] = list(dropped_boxes or [])
 
@@ -84,8 +107,7 @@ class DetectionSource:
         index = self._check_index(index)
         element, path = self.annotations(index), self.paths[index]
         try:
-            with Image.open(path) as image:
-                array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+            array = read_image(path, "RGB", self._read_bounds[index])
         except Exception as error:  # noqa: BLE001 - a bad file must never stop a run.
             logger.warning("Could not decode %s (%s); returning a grey image with no boxes.",
                            path, error)
@@ -107,14 +129,18 @@ class DetectionSource:
 
 
 def _probe(path: Path) -> tuple[tuple[int, int] | None, str | None]:
-    """((height, width), None) for a readable image header, else (None, reason)."""
-    try:
-        with Image.open(path) as image:
-            size = (image.height, image.width)
-            image.verify()
-    except Exception as error:  # noqa: BLE001 - report, never raise.
-        return None, f"{type(error).__name__}: {error}"
-    return size, None
+    """((height, width), None) for an image that decodes fully, else (None, reason)."""
+    return check_image(path)
+
+
+def _source(paths, boxes, classes, class_names, stems_or_ids, sizes, skipped, dropped,
+            where: str) -> DetectionSource:
+    """The DetectionSource of a loaded split; ValueError when every sample was skipped."""
+    if not paths and skipped:
+        raise ValueError(f"{where}: none of its {len(skipped)} samples could be used; the "
+                         f"first: {skipped[0]['path']}: {skipped[0]['reason']}.")
+    return DetectionSource(paths, boxes, classes, class_names, stems_or_ids, sizes, skipped,
+                           dropped)
 
 
 def _numeric_ids(stems: Sequence[str]) -> list[int]:
@@ -147,7 +173,12 @@ def load_voc_detection(voc_root: str | os.PathLike, split: str,
     paths, boxes, classes, sizes, stems, skipped, dropped = [], [], [], [], [], [], []
     for stem in read_imageset(voc_root, split):
         xml_path = voc_root / "Annotations" / f"{stem}.xml"
-        annotation = parse_voc_xml(xml_path, class_names)
+        try:
+            annotation = parse_voc_xml(xml_path, class_names)
+        except VocFormatError as error:
+            reason = str(error).removeprefix(f"{xml_path}: ")
+            skipped.append({"path": str(xml_path), "reason": f"{reason} The image is not used."})
+            continue
         dropped.extend({"path": str(xml_path), "box": d["box"],
                         "reason": f"object #{d['index']} ({d['name']}): {d['reason']}"}
                        for d in annotation.dropped)
@@ -164,8 +195,8 @@ def load_voc_detection(voc_root: str | os.PathLike, split: str,
             continue
         paths.append(image_path), boxes.append(annotation.boxes), sizes.append(size)
         classes.append(annotation.labels), stems.append(stem)
-    return DetectionSource(paths, boxes, classes, class_names, _numeric_ids(stems), sizes,
-                           skipped, dropped)
+    return _source(paths, boxes, classes, class_names, _numeric_ids(stems), sizes, skipped,
+                   dropped, f"{voc_root} split {split!r}")
 
 
 def load_bccd_detection(data_root: str | os.PathLike) -> dict[str, DetectionSource]:
@@ -223,8 +254,8 @@ def load_yolo_txt(images_dir: str | os.PathLike, labels_dir: str | os.PathLike,
         paths.append(image_path), boxes.append(kept), sizes.append(size)
         classes.append(np.array([label for label, _ in rows], np.int32)[keep])
         stems.append(image_path.stem)
-    return DetectionSource(paths, boxes, classes, class_names, _numeric_ids(stems), sizes,
-                           skipped, dropped)
+    return _source(paths, boxes, classes, class_names, _numeric_ids(stems), sizes, skipped,
+                   dropped, str(images_dir))
 
 
 def _field(record: dict, key: str, where: str, expected: str):
@@ -287,5 +318,5 @@ def load_coco_json(images_dir: str | os.PathLike,
         kept, keep = _clip_or_drop(image_path, xyxy, *size, dropped)
         paths.append(image_path), boxes.append(kept), sizes.append(size), ids.append(image_id)
         classes.append(np.array([label for label, _, _ in objects], np.int32)[keep])
-    return DetectionSource(paths, boxes, classes, [name for _, name in categories], ids, sizes,
-                           skipped, dropped)
+    return _source(paths, boxes, classes, [name for _, name in categories], ids, sizes,
+                   skipped, dropped, str(json_path))

@@ -4,6 +4,11 @@ Boxes are kept in the file's pixel coordinates as float32 [xmin, ymin, xmax, yma
 1-based shift). Boxes with zero or negative area, or entirely outside the image, are
 dropped and reported in `VocAnnotation.dropped`; boxes partly outside are clipped to
 [0, width] x [0, height].
+
+A file that is not a readable VOC annotation (not well-formed XML, a missing or
+non-numeric field) raises `VocFormatError`, which dataset loaders catch to skip and list
+that one sample; an object whose class is not in `class_names` raises a plain ValueError
+(a class list that does not match the data is a configuration error, not a bad sample).
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ from pathlib import Path
 import numpy as np
 
 _COORDINATES = ("xmin", "ymin", "xmax", "ymax")
+
+
+class VocFormatError(ValueError):
+    """One annotation file cannot be read as VOC (its message names the file and field)."""
 
 
 @dataclasses.dataclass
@@ -40,7 +49,7 @@ class VocAnnotation:
 def _text(element: ET.Element, tag: str, xml_path: Path, where: str, expected: str) -> str:
     child = element.find(tag)
     if child is None or child.text is None or not child.text.strip():
-        raise ValueError(f"{xml_path}: {where} is missing <{tag}>; expected {expected}.")
+        raise VocFormatError(f"{xml_path}: {where} is missing <{tag}>; expected {expected}.")
     return child.text.strip()
 
 
@@ -48,13 +57,13 @@ def _number(text: str, xml_path: Path, field: str, expected: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"{xml_path}: {field} is {text!r}; expected {expected}.") from None
+        raise VocFormatError(f"{xml_path}: {field} is {text!r}; expected {expected}.") from None
 
 
 def _size(root: ET.Element, xml_path: Path) -> tuple[int, int]:
     size = root.find("size")
     if size is None:
-        raise ValueError(
+        raise VocFormatError(
             f"{xml_path}: <annotation> is missing <size>; expected <width> and <height>."
         )
     dims = []
@@ -64,7 +73,7 @@ def _size(root: ET.Element, xml_path: Path) -> tuple[int, int]:
             _text(size, tag, xml_path, "<size>", expected), xml_path, f"<{tag}>", expected
         )
         if value <= 0 or value != int(value):
-            raise ValueError(f"{xml_path}: <{tag}> is {value:g}; expected {expected}.")
+            raise VocFormatError(f"{xml_path}: <{tag}> is {value:g}; expected {expected}.")
         dims.append(int(value))
     return dims[0], dims[1]
 
@@ -72,13 +81,18 @@ def _size(root: ET.Element, xml_path: Path) -> tuple[int, int]:
 def parse_voc_xml(
     xml_path: str | os.PathLike, class_names: Sequence[str] | None = None
 ) -> VocAnnotation:
-    """Parses one VOC XML file; raises ValueError naming the file and field on bad input."""
+    """Parses one VOC XML file; raises VocFormatError (a ValueError) naming the file and field
+    on a malformed or unreadable file, ValueError for a class not in `class_names`."""
     xml_path = Path(xml_path)
     try:
         root = ET.parse(xml_path).getroot()
     except ET.ParseError as error:
-        raise ValueError(
+        raise VocFormatError(
             f"{xml_path}: not well-formed XML ({error}); expected a VOC <annotation>."
+        ) from None
+    except OSError as error:
+        raise VocFormatError(
+            f"{xml_path}: cannot read the annotation ({type(error).__name__}: {error})."
         ) from None
     filename = _text(root, "filename", xml_path, "<annotation>", "the image file name")
     width, height = _size(root, xml_path)
@@ -94,7 +108,7 @@ def parse_voc_xml(
             )
         bndbox = obj.find("bndbox")
         if bndbox is None:
-            raise ValueError(
+            raise VocFormatError(
                 f"{xml_path}: {where} is missing <bndbox>; expected four pixel coordinates."
             )
         expected = "a number of pixels"
