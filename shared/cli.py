@@ -3,6 +3,7 @@
     kts list
     kts <task> <train|evaluate|export|predict|report|run> [options]
     kts demo [--workdir DIR]
+    kts data list | fetch [NAME ...|--all] | verify [NAME ...]
 
 Keras is imported only after `--backend` has set KERAS_BACKEND.
 """
@@ -31,7 +32,7 @@ def load_task(name: str):
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, help="run folder (default runs/<task>/<preset>)")
     parser.add_argument("--data-root", type=Path,
-                        help="data root (default $KTS_DATA, else ../shared/data, else ./data)")
+                        help="data root (default $KTS_DATA, else ../shared/data, else ~/.cache/kts)")
     parser.add_argument("--backend", choices=runtime.BACKENDS,
                         help="Keras backend (default $KERAS_BACKEND, else tensorflow)")
     parser.add_argument("--precision",
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from tasks import TASKS
 
-    usage = (f"usage: kts list | kts demo [--workdir DIR] | kts <task> <command> [options]\n"
+    usage = (f"usage: kts list | kts demo [--workdir DIR] | kts data list|fetch|verify | "
+             f"kts <task> <command> [options]\n"
              f"tasks: {', '.join(TASKS)}; commands: {', '.join(COMMANDS)}\n"
              "kts <task> --help for the options; kts <task> --list-presets for the presets; "
              "kts <task> --show-config [PRESET] for every --set key")
@@ -139,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             from shared.demo import main as demo_main
 
             return demo_main(rest)
+        if head == "data":
+            from shared.data_cli import main as data_main
+
+            return data_main(rest)
         if head in TASKS:
             return run_task_command(head, rest)
         print(f"Unknown task or command {head!r}.\n{usage}", file=sys.stderr)

@@ -30,8 +30,15 @@ def select_backend(backend: str | None) -> str:
     return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
+def user_cache_dir() -> Path:
+    """Where `kts data fetch` puts data by default: $XDG_CACHE_HOME/kts, else ~/.cache/kts."""
+    cache = os.environ.get("XDG_CACHE_HOME")
+    return Path(cache if cache and os.path.isabs(cache) else Path.home() / ".cache") / "kts"
+
+
 def default_data_root() -> Path:
-    """`KTS_DATA`, else `../shared/data` beside the repo (or the cwd) if present, else `./data`."""
+    """`KTS_DATA`, else `../shared/data` beside the repo (or the cwd) if present, else the
+    user cache (`user_cache_dir()`, where `kts data fetch` downloads to)."""
     env = os.environ.get("KTS_DATA")
     if env:
         return Path(env)
@@ -39,20 +46,23 @@ def default_data_root() -> Path:
     for candidate in (repo.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
         if candidate.is_dir():
             return candidate
-    return Path("data")
+    return user_cache_dir()
 
 
 def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
     return Path(data_root) if data_root else default_data_root()
 
 
-def require_path(path: Path, what: str, setting: str | None = None) -> Path:
+def require_path(path: Path, what: str, setting: str | None = None, dataset: str | None = None) -> Path:
     """Raises FileNotFoundError naming the path tried and how to provide the data: the config
-    key `setting` when the path comes from one, else the data root."""
+    key `setting` when the path comes from one, `kts data fetch DATASET` for a registry
+    dataset, else the data root."""
     if not Path(path).exists():
         how = (f"set it with --set {setting}=PATH" if setting else
                "point the suite at the data root that holds it with --data-root DIR or the "
                "environment variable KTS_DATA")
+        if dataset:
+            how = f"fetch it with `kts data fetch {dataset}` (needs a network), or {how}"
         raise FileNotFoundError(f"{what} not found at {path}. Put the data there, or {how}.")
     return Path(path)
 

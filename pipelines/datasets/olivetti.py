@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.registry import fetch_hint
 from pipelines.sources import ArraySource
 
 RELATIVE_PATH = Path("olivetti-faces") / "olivettifaces.mat"
@@ -24,8 +25,7 @@ def load_olivetti_arrays(data_root: str | os.PathLike) -> tuple[np.ndarray, np.n
     if not path.is_file():
         raise FileNotFoundError(
             f"Olivetti faces not found: tried {path}. Expected the data root to contain "
-            f"{RELATIVE_PATH} (Sam Roweis' olivettifaces.mat); pass the data root with "
-            "--data-root or set the KTS_DATA environment variable."
+            f"{RELATIVE_PATH} (Sam Roweis' olivettifaces.mat). {fetch_hint('olivetti')}"
         )
     from scipy.io import loadmat
 

@@ -20,6 +20,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipelines.registry import fetch_hint
+
 MULTI30K_LANGUAGES = ("en", "de")
 #: Split name -> file stem under <data-root>/multi30k/raw (test = the usual "test2016").
 MULTI30K_SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
@@ -180,7 +182,7 @@ def load_multi30k(data_root: str | os.PathLike, source_lang: str = "de", target_
             if not path.is_file():
                 raise FileNotFoundError(
                     f"Multi30k file {path} not found. Put the raw files {{train,val,test_2016_flickr}}.{{en,de}}.gz "
-                    "(github.com/multi30k/dataset, data/task1/raw) under <data-root>/multi30k/raw/ and pass "
-                    "--data-root <data-root> or set KTS_DATA=<data-root>.")
+                    "(github.com/multi30k/dataset, data/task1/raw) under <data-root>/multi30k/raw/. "
+                    f"{fetch_hint('multi30k')}")
         splits[split] = load_parallel_files(*paths, max_chars=max_chars)
     return splits
