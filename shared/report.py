@@ -6,6 +6,10 @@
     report.add_figure("curves", plots.training_curves(history.history), "loss and accuracy")
     report.write(run_dir / "report")
     update_index("reports", "classification", run_dir / "report", {"test_accuracy": 0.991})
+    record_task_status("reports", "detection", "skipped", "missing data: bccd")
+
+The index lists every task with its status (ok / failed / skipped) and, for the others, the
+reason; its links are relative to the reports folder, so the folder can be moved or served.
 
 `write()` renders everything in memory first, then writes each file atomically, figures
 first and `report.json` last: a failure leaves the previous `report.json` untouched.
@@ -33,6 +37,8 @@ _INDEX_CSS = (
     ".chip{display:inline-block;border:1px solid var(--border);border-radius:12px;padding:1px 9px;"
     "margin:2px 4px 2px 0;background:var(--soft);font-variant-numeric:tabular-nums}"
     ".chip .k{color:var(--muted)} table.index{width:100%}"
+    ".status{font-weight:600} .st-ok .status{color:#1a7f37} .st-failed .status{color:#cf222e}"
+    ".st-skipped .status{color:#9a6700}"
 )
 
 
@@ -190,56 +196,99 @@ def _locked(reports_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _link(report: str) -> str:
-    """Relative link for reports under reports_dir, a file:// URI for the others."""
+STATUSES = ("ok", "failed", "skipped")
+
+
+def _link(report: str, reports_dir: Path) -> str:
+    """The report's index.html relative to reports_dir (older index.json files held absolute
+    paths for reports outside it), so the folder can be moved or served."""
     if Path(report).is_absolute():
-        return (Path(report) / "index.html").as_uri()
+        report = os.path.relpath(report, reports_dir.resolve())
     return Path(report, "index.html").as_posix()
+
+
+def _read_entries(reports_dir: Path) -> dict[str, dict[str, Any]]:
+    index_json = reports_dir / "index.json"
+    entries = json.loads(index_json.read_text(encoding="utf-8")) if index_json.exists() else {}
+    if not isinstance(entries, dict):
+        raise TypeError(f"{index_json} should hold an object keyed by task. Received: {type(entries).__name__}")
+    return entries
+
+
+def _write_entries(reports_dir: Path, entries: dict[str, dict[str, Any]]) -> Path:
+    entries = dict(sorted(entries.items()))
+    atomic_write_json(reports_dir / "index.json", entries)
+    return atomic_write_text(reports_dir / "index.html", _index_html(entries, reports_dir))
 
 
 def update_index(
     reports_dir: str | os.PathLike, task: str, report_dir: str | os.PathLike, headline: Mapping[str, Any]
 ) -> Path:
-    """Records `task`'s latest report in reports_dir/index.json and rewrites reports_dir/index.html."""
+    """Records `task`'s latest report (status ok) in reports_dir/index.json, the report's path
+    relative to reports_dir, and rewrites reports_dir/index.html."""
     reports_dir = Path(reports_dir)
     report_dir = Path(report_dir).resolve()
-    try:
-        report = report_dir.relative_to(reports_dir.resolve()).as_posix()
-    except ValueError:
-        report = str(report_dir)
     with _locked(reports_dir):
-        index_json = reports_dir / "index.json"
-        entries = json.loads(index_json.read_text(encoding="utf-8")) if index_json.exists() else {}
-        if not isinstance(entries, dict):
-            raise TypeError(f"{index_json} should hold an object keyed by task. Received: {type(entries).__name__}")
+        report = Path(os.path.relpath(report_dir, reports_dir.resolve())).as_posix()
+        entries = _read_entries(reports_dir)
         try:
             title = load_report(report_dir).get("title", "")
         except (OSError, ValueError):
             title = ""
-        entries[task] = {"report": report, "title": title, "headline": _plain(dict(headline)), "updated": _now()}
-        entries = dict(sorted(entries.items()))
-        atomic_write_json(index_json, entries)
-        return atomic_write_text(reports_dir / "index.html", _index_html(entries))
+        entries[task] = {"status": "ok", "report": report, "title": title, "headline": _plain(dict(headline)),
+                         "updated": _now()}
+        return _write_entries(reports_dir, entries)
 
 
-def _index_html(entries: Mapping[str, Mapping[str, Any]]) -> str:
-    rows = []
-    for task, entry in entries.items():
-        headline = "".join(
+def record_task_status(reports_dir: str | os.PathLike, task: str, status: str, reason: str = "") -> Path:
+    """Records that `task` failed or was skipped (and why) in reports_dir/index.json and
+    rewrites index.html; an earlier report of the task stays linked as its last report."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}. Received: status={status!r}")
+    reports_dir = Path(reports_dir)
+    with _locked(reports_dir):
+        entries = _read_entries(reports_dir)
+        entry = dict(entries.get(task, {}))
+        if status == "ok":
+            entry.pop("reason", None)
+        else:
+            if entry.get("status", "ok") == "ok" and "report" in entry:
+                entry["report_updated"] = entry.get("updated", "")
+            entry["reason"] = reason
+        entry.update(status=status, updated=_now())
+        entries[task] = entry
+        return _write_entries(reports_dir, entries)
+
+
+def _index_row(task: str, entry: Mapping[str, Any], reports_dir: Path) -> str:
+    status = entry.get("status", "ok")
+    name = f"<b>{H.esc(task)}</b>"
+    if status == "ok":
+        cell = "".join(
             f'<span class="chip"><span class="k">{H.esc(k)}</span> {H.esc(H.fmt(v))}</span>'
             for k, v in entry.get("headline", {}).items()
-        )
-        link = H.esc(_link(entry["report"]))
-        rows.append(
-            f'<tr><td><a href="{link}"><b>{H.esc(task)}</b></a>'
-            f'<div class="note">{H.esc(entry.get("title", ""))}</div></td>'
-            f'<td>{headline or "<span class=empty>none</span>"}</td>'
-            f'<td class="note">{H.esc(H.fmt_time(entry.get("updated", "")))}</td></tr>'
-        )
+        ) or "<span class=empty>none</span>"
+        title = H.esc(entry.get("title", ""))
+        first = f'<a href="{H.esc(_link(entry["report"], reports_dir))}">{name}</a><div class="note">{title}</div>'
+    else:
+        cell = H.esc(entry.get("reason", "")) or "<span class=empty>no reason recorded</span>"
+        first = name
+        if entry.get("report"):
+            when = H.fmt_time(entry.get("report_updated", ""))
+            first += (f'<div class="note"><a href="{H.esc(_link(entry["report"], reports_dir))}">last report</a>'
+                      f"{' (' + H.esc(when) + ')' if when else ''}</div>")
+    return (f'<tr class="st-{H.esc(status)}"><td>{first}</td><td><span class="status">{H.esc(status)}</span></td>'
+            f'<td>{cell}</td><td class="note">{H.esc(H.fmt_time(entry.get("updated", "")))}</td></tr>')
+
+
+def _index_html(entries: Mapping[str, Mapping[str, Any]], reports_dir: Path) -> str:
+    rows = [_index_row(task, entry, reports_dir) for task, entry in entries.items()]
+    counts = {s: sum(e.get("status", "ok") == s for e in entries.values()) for s in STATUSES}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     body = (
         '<header><div class="task">Keras Task Suite</div><h1>Reports</h1>'
-        f'<div class="meta">{len(entries)} task(s), updated {H.esc(H.fmt_time(_now()))}</div></header>'
-        '<table class="index"><thead><tr><th>task</th><th>headline</th><th>updated</th></tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f'<div class="meta">{len(entries)} task(s): {H.esc(summary)}; updated {H.esc(H.fmt_time(_now()))}</div>'
+        '</header><table class="index"><thead><tr><th>task</th><th>status</th><th>headline, or why not</th>'
+        f"<th>updated</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
     return H.page("Keras Task Suite reports", body, extra_css=_INDEX_CSS)

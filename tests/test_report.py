@@ -13,7 +13,7 @@ from PIL import Image
 
 from shared import plots
 from shared import report as report_lib
-from shared.report import PNG_SIGNATURE, Report, load_report, update_index
+from shared.report import PNG_SIGNATURE, Report, load_report, record_task_status, update_index
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -134,11 +134,38 @@ def test_index_keeps_other_tasks(tmp_path, curves_png):
     assert page.index("classification") < page.index("detection")
 
 
-def test_index_outside_reports_dir_is_absolute(tmp_path):
+def test_index_links_are_relative_even_outside_reports_dir(tmp_path):
     page = update_index(tmp_path / "reports", "<task>", tmp_path / "elsewhere", {}).read_text()
     entry = json.loads((tmp_path / "reports" / "index.json").read_text())["<task>"]
-    assert entry["report"] == str((tmp_path / "elsewhere").resolve())
-    assert "file://" in page and "&lt;task&gt;" in page
+    assert entry["report"] == "../elsewhere" and entry["status"] == "ok"
+    assert 'href="../elsewhere/index.html"' in page and "file://" not in page and "&lt;task&gt;" in page
+
+
+def test_index_lists_failed_and_skipped_tasks_with_the_reason(tmp_path, curves_png):
+    reports = tmp_path / "reports"
+    _report(curves_png).write(reports / "classification")
+    update_index(reports, "classification", reports / "classification", {"accuracy": 0.9})
+    record_task_status(reports, "detection", "skipped", "missing data: bccd (kts data fetch bccd)")
+    page = record_task_status(reports, "classification", "failed", "ValueError: <boom>").read_text()
+    entries = json.loads((reports / "index.json").read_text())
+    assert entries["detection"] == {**entries["detection"], "status": "skipped",
+                                    "reason": "missing data: bccd (kts data fetch bccd)"}
+    assert entries["classification"]["status"] == "failed" and entries["classification"]["report"] == "classification"
+    assert "ValueError: &lt;boom&gt;" in page and "kts data fetch bccd" in page and "1 failed, 1 skipped" in page
+    assert 'href="classification/index.html">last report</a>' in page
+    page = update_index(reports, "classification", reports / "classification", {"accuracy": 0.95}).read_text()
+    assert "reason" not in json.loads((reports / "index.json").read_text())["classification"]
+    assert "&lt;boom&gt;" not in page and "1 ok, 1 skipped" in page
+    with pytest.raises(ValueError, match="status"):
+        record_task_status(reports, "x", "broken")
+
+
+def test_old_absolute_index_entries_are_linked_relatively(tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "index.json").write_text(json.dumps({"old": {"report": str(tmp_path / "runs" / "r"), "headline": {}}}))
+    page = record_task_status(reports, "new", "skipped", "no data").read_text()
+    assert 'href="../runs/r/index.html"' in page and "file://" not in page
 
 
 def test_training_curves_without_validation():
