@@ -1,5 +1,10 @@
 """Export stage: a SavedModel that takes uint8 images of any size and returns probabilities
-and class names, with resizing and softmax inside the graph. TensorFlow code (allowed here)."""
+and class names, with resizing and softmax inside the graph. TensorFlow code (allowed here).
+
+`serving_default` takes `images` uint8 [batch, height, width, 1|3|4]: grey, RGB or RGBA,
+whatever the model was trained on (converted in the graph: grey -> RGB by tiling, RGB -> grey
+by luma, alpha dropped; other channel counts are refused with a message). A batch of 0
+returns empty outputs."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import numpy as np
 
 from shared.export import export_saved_model, load_saved_model
 from shared.io import atomic_write_json
+from shared.serving import check_image_sizes, image_channels, nonempty_batch
 from shared.task import Run
 from tasks.classification.layers import load_model
 
@@ -23,10 +29,14 @@ def serving_module(raw, image_size: int, channels: int, class_names: list[str]):
             self.raw = raw
             self.class_names = tf.constant(class_names)
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, channels], tf.uint8,
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8,
                                                     name="images")])
         def serve(self, images):
-            resized = tf.image.resize(tf.cast(images, tf.float32), (image_size, image_size),
+            return nonempty_batch(self.classify, images)
+
+        def classify(self, images):
+            check_image_sizes(images)
+            resized = tf.image.resize(image_channels(images, channels), (image_size, image_size),
                                       method="bilinear", antialias=True)
             logits = tf.cast(self.raw.serve(resized), tf.float32)
             probabilities = tf.nn.softmax(logits, axis=-1)
