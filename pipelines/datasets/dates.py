@@ -20,6 +20,7 @@ on every machine.
 from __future__ import annotations
 
 import datetime
+import re
 
 import numpy as np
 
@@ -110,3 +111,18 @@ def dates_splits(train: int = 20000, val: int = 1000, test: int = 2000, seed: in
     bounds = {"train": (test + val, test + val + train), "val": (test, test + val), "test": (0, test)}
     return {name: _pairs(days[start:stop], np.random.default_rng([seed, index]))
             for index, (name, (start, stop)) in enumerate(bounds.items())}
+
+
+_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only (\d takes any script's)
+
+
+def is_iso_date(text: str) -> bool:
+    """True when `text` is exactly "YYYY-MM-DD" and names a real day ("2020-02-31" and
+    "0000-01-01" are not; nor is anything with other characters around it)."""
+    if not _ISO.fullmatch(text):
+        return False
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
