@@ -101,7 +101,7 @@ def test_translate_input_that_is_not_utf8_is_an_error_naming_the_line(monkeypatc
     with pytest.raises(ValueError, match=r"standard input line 2 is not UTF-8 .*0xff at position 0"):
         read_inputs(["-"])
     monkeypatch.setattr("sys.stdin", types.SimpleNamespace(buffer=io.BytesIO("3 Mai 1979\r\n\r\nÄ\n".encode())))
-    assert read_inputs(["-"]) == ["3 Mai 1979", "Ä"]
+    assert read_inputs(["-"]) == ["3 Mai 1979", "", "Ä"]  # blank lines kept: output stays line-aligned
     with pytest.raises(ValueError, match="input 2 of 2 is not UTF-8"):
         read_inputs(["3 May 1979", "\udcff\udcfe"])  # how Python hands over undecodable argv bytes
 
@@ -188,3 +188,130 @@ def test_errors_name_the_command_and_the_skipped_lines(tmp_path, capsys):
                  "--set", "data.source=tsv", "--set", f"data.path={tsv}"]) == 2
     err = capsys.readouterr().err
     assert str(tsv) in err and "1 line(s) skipped" in err and "not UTF-8" in err
+
+
+def _stdin(monkeypatch, data: bytes):
+    import io
+    import types
+
+    monkeypatch.setattr("sys.stdin", types.SimpleNamespace(buffer=io.BytesIO(data)))
+
+
+def test_translate_stdin_gives_one_output_line_per_input_line(tiny_run, tmp_path, monkeypatch, capsys):
+    _stdin(monkeypatch, b"3 May 1979\n\n   \ntuesday march 4 1999\n\n")
+    assert run_cli("seq2seq", "translate", tiny_run, "-", "--out", str(tmp_path)) == 0
+    lines = capsys.readouterr().out.split("\n")
+    assert lines[-1] == "" and len(lines[:-1]) == 5  # five input lines, five output lines
+    assert [bool(line) for line in lines[:-1]] == [True, False, False, True, False]
+    saved = json.loads((tmp_path / "translations.json").read_text())
+    assert [item["blank"] for item in saved] == [False, True, True, False, True]
+    assert [item["translation"] for item in saved] == lines[:-1]
+    _stdin(monkeypatch, b"\n \n")
+    assert main(["seq2seq", "translate", "-", "--workdir", str(tiny_run)]) == 2
+    assert "no text from standard input (2 blank line(s))" in capsys.readouterr().err
+
+
+def test_is_iso_date_accepts_real_days_only():
+    from pipelines.datasets.dates import is_iso_date
+
+    assert is_iso_date("2020-02-29") and is_iso_date("1900-01-01")
+    for text in ("2020-02-31", "2021-02-29", "1970-7-09", "0000-01-01", "hello world", "",
+                 " 2020-01-01", "2020-01-01x", "20200101", "\uff12020-01-01"):
+        assert not is_iso_date(text), text
+
+
+def test_dates_translate_flags_invalid_dates_and_reports_confidence(tiny_run, tmp_path, capsys):
+    """The tiny model writes many impossible dates: each one is flagged on stderr and in
+    translations.json; stdout keeps one line per input; --set eval.flag_below_log_prob flags
+    low-confidence outputs (every output is below 0)."""
+    from pipelines.datasets.dates import is_iso_date
+
+    inputs = ["hello world", "31 February 2020", "3 May 1979", "tuesday march 4 1999"]
+    assert run_cli("seq2seq", "translate", tiny_run, *inputs, "--out", str(tmp_path),
+                   "--set", "eval.flag_below_log_prob=0") == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 4
+    saved = json.loads((tmp_path / "translations.json").read_text())
+    for item in saved:
+        assert item["valid_output"] == is_iso_date(item["translation"])
+        assert ("not a valid date" in item["flags"]) == (not item["valid_output"])
+        assert item["mean_log_prob"] < 0 and any(f.startswith("low confidence") for f in item["flags"])
+    assert captured.err.count("low confidence") == 4
+    assert captured.err.count("not a valid date") == sum(not item["valid_output"] for item in saved)
+
+
+def test_dates_evaluation_counts_invalid_outputs_and_confidence(tiny_run):
+    from pipelines.datasets.dates import is_iso_date
+
+    results = json.loads((tiny_run / "evaluation/results.json").read_text())
+    hypotheses = (tiny_run / "evaluation/hypotheses.txt").read_text().splitlines()
+    assert results["invalid_label"] == "not a valid date"
+    assert results["invalid_outputs"] == pytest.approx(np.mean([not is_iso_date(h) for h in hypotheses]))
+    assert all("invalid_outputs" in row for row in results["settings"])
+    confidence = results["mean_log_prob"]
+    assert confidence["min"] <= confidence["p01"] <= confidence["mean"] < 0 and confidence["missing"] == 0
+
+
+def test_report_data_table_is_filled_and_dates_have_no_languages(tiny_run):
+    report = json.loads((tiny_run / "report/report.json").read_text())
+    data = next(table for table in report["tables"] if table["title"] == "Data")
+    assert [row[0] for row in data["rows"]] == ["train", "val", "test"]
+    assert all(cell != "" for row in data["rows"] for cell in row)
+    assert data["rows"][0][3] == 0  # characters of the training side are all known
+    assert "de" not in report["title"] and "ISO 8601" in report["title"]
+    assert (report["config"]["data"]["source_lang"], report["config"]["data"]["target_lang"]) == ("", "")
+    from tasks.seq2seq.config import DataConfig, multi30k_rnn
+
+    assert DataConfig(source="multi30k").languages() == ("de", "en")
+    assert multi30k_rnn().data.languages() == ("de", "en")
+
+
+def test_evaluate_scores_given_files_in_full_beside_the_run_results(tiny_run, tmp_path, capsys):
+    from pipelines.datasets.dates import generate_dates
+
+    pairs = generate_dates(30, seed=7)
+    sources = [s for s, _ in pairs[:10]] + [""] + [s for s, _ in pairs[10:]]  # line 11 is blank
+    references = [r for _, r in pairs[:10]] + ["1999-01-01"] + [r for _, r in pairs[10:]]
+    (tmp_path / "src.txt").write_text("\n".join(sources) + "\n", encoding="utf-8")
+    (tmp_path / "ref.txt").write_text("\n".join(references) + "\n", encoding="utf-8")
+    own = (tiny_run / "evaluation/results.json").read_bytes()
+    assert run_cli("seq2seq", "evaluate", tiny_run, "--set", f"eval.source_file={tmp_path / 'src.txt'}",
+                   "--set", f"eval.reference_file={tmp_path / 'ref.txt'}") == 0
+    assert "the run's own" in capsys.readouterr().out
+    assert (tiny_run / "evaluation/results.json").read_bytes() == own  # not overwritten
+    out = tiny_run / "evaluation/files/src.txt"
+    results = json.loads((out / "results.json").read_text())
+    assert results["sentences"] == 30 and results["lines"] == 31  # every pair, not a 5% split
+    assert [entry["line"] for entry in results["skipped"]] == [11]
+    assert results["source_file"] == str(tmp_path / "src.txt") and "invalid_outputs" in results
+    hypotheses = (out / "hypotheses.txt").read_text().split("\n")[:-1]
+    assert len(hypotheses) == 31 and hypotheses[10] == ""  # line-aligned with src.txt
+    assert 0.0 <= results["bleu"] <= 100.0 and len(results["settings"]) == 3
+    saved = json.loads((tiny_run / "config.json").read_text())
+    assert saved["eval"]["source_file"] == ""  # evaluate does not change the run's config
+    assert run_cli("seq2seq", "report", tiny_run) == 0
+    report = json.loads((tiny_run / "report/report.json").read_text())
+    scored = next(table for table in report["tables"] if table["title"] == "Scored files")
+    assert scored["rows"][0][:5] == ["src.txt", str(tmp_path / "src.txt"), str(tmp_path / "ref.txt"), 30, 1]
+    # one of the two files alone is a config error naming the other
+    assert main(["seq2seq", "evaluate", "--workdir", str(tiny_run),
+                 "--set", f"eval.source_file={tmp_path / 'src.txt'}"]) == 2
+    assert "eval.reference_file" in capsys.readouterr().err
+
+
+def test_a_split_off_corpus_says_what_its_evaluation_scores():
+    from pipelines.datasets.parallel import ParallelSource
+    from tasks.seq2seq.config import smoke
+    from tasks.seq2seq.evaluation import scope_note
+
+    def part(count):
+        return ParallelSource(["a"] * count, ["b"] * count)
+
+    splits = {"train": part(900), "val": part(50), "test": part(50)}
+    config = smoke()
+    assert scope_note(config, splits, 50) == ""  # dates: the test split is the whole test set
+    config.data.source, config.data.path = "files", "corpus.de"
+    note = scope_note(config, splits, 50)
+    assert "50 of 1000 usable pairs of corpus.de" in note and "eval.source_file=SRC" in note
+    config.eval.limit = 20
+    assert "eval.limit=20: 20 of the 50 test sentences scored" in scope_note(config, splits, 20)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Literal
 
 from shared.config import ConfigError, TrainConfig
@@ -13,8 +14,10 @@ class DataConfig:
     source: Literal["dates", "multi30k", "tsv", "files"] = "dates"
     path: str = ""  # tsv: the .tsv file; files: source text file
     target_path: str = ""  # files: target text file (line-aligned with data.path)
-    source_lang: str = "de"  # multi30k direction
-    target_lang: str = "en"
+    # multi30k: the direction, "de"/"en" either way (empty: de -> en); other corpora: optional
+    # labels of the two sides for the report
+    source_lang: str = ""
+    target_lang: str = ""
     validation_fraction: float = 0.05  # tsv/files: held out for val and again for test
     dates_train: int = 20000  # dates: pairs per split (targets distinct across splits)
     dates_val: int = 1000
@@ -23,6 +26,12 @@ class DataConfig:
     max_source_length: int = 64  # tokens incl. eos; longer sentences are cut and counted
     max_target_length: int = 64
     bucket_width: int = 8  # batches padded to a multiple of this (few compiled shapes)
+
+    def languages(self) -> tuple[str, str]:
+        """(source, target) language labels; Multi30k defaults to de -> en."""
+        if self.source == "multi30k":
+            return self.source_lang or "de", self.target_lang or "en"
+        return self.source_lang, self.target_lang
 
     def validate(self):
         if self.source in ("tsv", "files") and not self.path:
@@ -83,8 +92,22 @@ class EvalConfig:
     limit: int = 0  # > 0: decode only the first N sentences (quick checks)
     examples: int = 10
     attention_examples: int = 3
+    # score a user's own line-aligned files in full instead of the run's split: evaluate writes
+    # evaluation/files/<files_name or the source file's name>/ and leaves evaluation/results.json
+    source_file: str = ""
+    reference_file: str = ""
+    files_name: str = ""
+    # translate flags outputs whose mean token log-probability is below this (None: off)
+    flag_below_log_prob: float | None = None
 
     def validate(self):
+        if bool(self.source_file) != bool(self.reference_file):
+            raise ConfigError("eval.source_file and eval.reference_file go together (--set "
+                              "eval.source_file=SRC --set eval.reference_file=REF). Received: "
+                              f"source_file={self.source_file!r}, reference_file={self.reference_file!r}")
+        if self.files_name and not re.fullmatch(r"[A-Za-z0-9._-]+", self.files_name):
+            raise ConfigError("eval.files_name names a folder: letters, digits, '.', '_' and '-' only. "
+                              f"Received: {self.files_name!r}")
         if any(alpha < 0 for alpha in (self.length_penalty, *self.length_penalty_grid)):
             raise ConfigError("eval.length_penalty and eval.length_penalty_grid must be >= 0. Received: "
                               f"{self.length_penalty}, {self.length_penalty_grid}")
@@ -150,7 +173,8 @@ def multi30k_rnn() -> Seq2SeqConfig:
     test2016 sacreBLEU 40.02 with beam 4, 39.21 greedy, 40.10 beam 8; chrF 58.7; validation
     token accuracy 0.658 (teacher forced)."""
     cfg = Seq2SeqConfig()
-    cfg.data = DataConfig(source="multi30k", max_source_length=64, max_target_length=64)
+    cfg.data = DataConfig(source="multi30k", source_lang="de", target_lang="en", max_source_length=64,
+                          max_target_length=64)
     cfg.tokenizer = TokenizerConfig(kind="sentencepiece", vocab_size=8000, joint=True)
     cfg.model = ModelConfig(architecture="rnn", cell="gru", attention="luong",
                             embedding_dim=256, hidden_dim=512, dropout_rate=0.3)
@@ -173,7 +197,8 @@ def multi30k_transformer() -> Seq2SeqConfig:
     the last 5 epochs' (checkpoint averaging, as in the Transformer paper); evaluation
     first picks the length penalty alpha on the validation split (eval.length_penalty_grid)."""
     cfg = Seq2SeqConfig()
-    cfg.data = DataConfig(source="multi30k", max_source_length=64, max_target_length=64)
+    cfg.data = DataConfig(source="multi30k", source_lang="de", target_lang="en", max_source_length=64,
+                          max_target_length=64)
     cfg.tokenizer = TokenizerConfig(kind="sentencepiece", vocab_size=8000, joint=True)
     cfg.model = ModelConfig(architecture="transformer", model_dim=512, num_heads=8, ff_dim=2048,
                             encoder_layers=4, decoder_layers=4, dropout_rate=0.1)

@@ -11,7 +11,7 @@ from pipelines import builder
 from pipelines.datasets import dates as dates_lib
 from pipelines.datasets import parallel
 from pipelines.seq_ops import BucketedBatches, Tokenize, bucket_by_length, pad_batch
-from pipelines.text import PAD_ID, CharTokenizer, SentencePieceTokenizer
+from pipelines.text import PAD_ID, UNK_ID, CharTokenizer, SentencePieceTokenizer
 from shared.runtime import require_path
 from tasks.seq2seq.config import Seq2SeqConfig
 
@@ -56,7 +56,7 @@ def load_splits(config: Seq2SeqConfig, data_root) -> dict:
         pairs = dates_lib.dates_splits(data.dates_train, data.dates_val, data.dates_test, seed=config.seed)
         splits = {name: parallel.ParallelSource.from_pairs(p) for name, p in pairs.items()}
     elif data.source == "multi30k":
-        splits = parallel.load_multi30k(data_root, data.source_lang, data.target_lang)
+        splits = parallel.load_multi30k(data_root, *data.languages())
         splits["train"], dropped = _drop_wordless(splits["train"], "multi30k train")
         skipped += dropped
     else:
@@ -75,6 +75,14 @@ def load_splits(config: Seq2SeqConfig, data_root) -> dict:
             part = splits[name]
             splits[name] = parallel.ParallelSource(part.sources[:data.limit], part.targets[:data.limit])
     return {**splits, "skipped": skipped}
+
+
+def output_check(config: Seq2SeqConfig):
+    """(what a failure is called, check(output) -> bool) for corpora whose outputs can be
+    checked on their own, else None. Dates: the output must be a real ISO day."""
+    if config.data.source == "dates":
+        return "not a valid date", dates_lib.is_iso_date
+    return None
 
 
 # Tokenizers ------------------------------------------------------------------------------
@@ -118,6 +126,11 @@ def encode(source: parallel.ParallelSource, tokenizers, config: Seq2SeqConfig) -
     op = Tokenize(*tokenizers, config.data.max_source_length, config.data.max_target_length)
     examples = [op(source[i]) for i in range(len(source))]
     return examples, int(sum(int(e["truncated"]) for e in examples))
+
+
+def unknown_tokens(examples: list[dict]) -> int:
+    """How many source tokens of the examples the tokenizer did not know (unk ids)."""
+    return int(sum(np.sum(e["source"] == UNK_ID) for e in examples))
 
 
 def to_fit(batch: dict) -> tuple[dict, np.ndarray]:

@@ -9,15 +9,20 @@ attention of a few sentences for the report.
 With eval.length_penalty_grid set, the GNMT length penalty is picked first on the validation
 split (never on the split that is scored) and written into the run's config.json, so that
 export and translate decode with the same alpha.
+
+Every setting also records the mean token log-probability of its outputs (the model's
+confidence) and, for corpora whose outputs can be checked (dates: a real ISO day), the share
+of outputs that fail the check. Scoring a user's own files in full is `scoring_files.py`.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
 
-from pipelines.text import BOS_ID, EOS_ID, UNK_ID
+from pipelines.text import BOS_ID, EOS_ID
 from shared import config as config_lib
 from shared.io import atomic_write_json, atomic_write_text
 from shared.task import Run
@@ -38,14 +43,16 @@ def setting_name(beam_size: int) -> str:
 
 
 def decode_split(model, examples: list[dict], config: Seq2SeqConfig, beam_size: int,
-                 warm_up: bool = False) -> tuple[list, float]:
-    """Best token ids (without eos/padding) per example, in order, and the seconds it took.
+                 warm_up: bool = False) -> tuple[list, float, list]:
+    """Best token ids (without eos/padding) per example, in order, the seconds it took and
+    each output's mean token log-probability (None where the search found no finished output).
 
     `warm_up` (evaluation): every batch has one shape (eval batch size x max source length)
     and the first one is decoded once before the clock starts, so the seconds are decoding
     alone, without tracing/compilation. Without it (translate), batches are bucketed by
     length and sized to the input."""
-    translator = Translator(model, config.data.max_target_length, beam_size, config.eval.length_penalty)
+    alpha = config.eval.length_penalty
+    translator = Translator(model, config.data.max_target_length, beam_size, alpha)
     if warm_up:
         batches = list(data_lib.decode_batches(examples, config.eval.batch_size, config.data.max_source_length))
         translator.predict_on_batch(batches[0][1])
@@ -53,14 +60,34 @@ def decode_split(model, examples: list[dict], config: Seq2SeqConfig, beam_size: 
         batches = [(indices, batch["source"]) for indices, batch in
                    data_lib.eval_batches(examples, config.eval.batch_size, config.data.bucket_width)]
     outputs: list = [None] * len(examples)
+    confidence: list = [None] * len(examples)
     started = time.perf_counter()
     for indices, source in batches:
         result = translator.predict_on_batch(source)
         tokens, lengths = np.asarray(result["tokens"]), np.asarray(result["lengths"])
+        scores = np.asarray(result["scores"], np.float64)
         for row, index in enumerate(indices):
             ids = tokens[row, : lengths[row]].tolist()
             outputs[index] = ids[:-1] if ids and ids[-1] == EOS_ID else ids
-    return outputs, time.perf_counter() - started
+            confidence[index] = mean_log_prob(scores[row], int(lengths[row]), alpha if beam_size else 0.0)
+    return outputs, time.perf_counter() - started, confidence
+
+
+def mean_log_prob(score: float, length: int, alpha: float) -> float | None:
+    """The search's score of an output of `length` tokens (end token included) as its mean
+    token log-probability: beam scores are divided by the GNMT penalty ((5 + L) / 6) ** alpha,
+    undone here; greedy scores (alpha 0) are the plain sum."""
+    total = float(score) * ((5.0 + length) / 6.0) ** alpha
+    return total / max(length, 1) if math.isfinite(total) else None
+
+
+def confidence_summary(values: list) -> dict:
+    """Mean, 1st percentile and minimum of the mean token log-probabilities (None skipped)."""
+    found = np.asarray([v for v in values if v is not None], np.float64)
+    if not found.size:
+        return {"mean": None, "p01": None, "min": None, "missing": len(values)}
+    return {"mean": float(found.mean()), "p01": float(np.percentile(found, 1)), "min": float(found.min()),
+            "missing": len(values) - int(found.size)}
 
 
 def score(hypotheses: list[str], references: list[str], normalize) -> dict:
@@ -107,7 +134,7 @@ def tune_length_penalty(model, split, tokenizers, config: Seq2SeqConfig) -> list
     sweep = []
     for alpha in config.eval.length_penalty_grid:
         config.eval.length_penalty = alpha
-        ids, seconds = decode_split(model, examples, config, config.eval.beam_size, warm_up=True)
+        ids, seconds, _ = decode_split(model, examples, config, config.eval.beam_size, warm_up=True)
         scores = score([tokenizers[1].decode(h) for h in ids], split.targets, tokenizers[1].normalize)
         sweep.append({"alpha": alpha, "bleu": scores["bleu"], "chrf": scores["chrf"], "seconds": seconds})
         print(f"seq2seq length penalty {alpha}: validation BLEU {scores['bleu']:.2f} "
@@ -124,8 +151,75 @@ def _save_length_penalty(run: Run, alpha: float):
     config_lib.save(saved, run.dir.config_json)
 
 
+def score_settings(model, split, tokenizers, config: Seq2SeqConfig) -> dict:
+    """Decodes `split` with every setting of the greedy-vs-beam table and scores each.
+
+    Returns {"examples", "truncated", "table" (one row per setting), "outputs" (beam size ->
+    (ids, hypotheses)), "main" (the row of eval.beam_size), "confidence" (main setting)}."""
+    examples, truncated = data_lib.encode(split, tokenizers, config)
+    check = data_lib.output_check(config)
+    table, outputs, confidences = [], {}, {}
+    for beam_size in decoding_settings(config):
+        ids, seconds, confidence = decode_split(model, examples, config, beam_size, warm_up=True)
+        hypotheses = [tokenizers[1].decode(h) for h in ids]
+        outputs[beam_size], confidences[beam_size] = (ids, hypotheses), confidence
+        row = {"setting": setting_name(beam_size), "beam_size": beam_size, "seconds": seconds,
+               "sentences_per_second": len(examples) / max(seconds, 1e-9),
+               **score(hypotheses, split.targets, tokenizers[1].normalize)}
+        if check is not None:
+            row["invalid_outputs"] = float(np.mean([not check[1](h) for h in hypotheses])) if hypotheses else 0.0
+        table.append(row)
+        invalid = f", {check[0]} {row['invalid_outputs']:.2%}" if check is not None else ""
+        print(f"seq2seq {setting_name(beam_size)}: BLEU {row['bleu']:.2f}, chrF {row['chrf']:.2f}, "
+              f"exact match {row['exact_match']:.4f}{invalid} ({len(examples)} sentences, "
+              f"{row['sentences_per_second']:.1f}/s)")
+    main = next(row for row in table if row["beam_size"] == config.eval.beam_size)
+    return {"examples": examples, "truncated": truncated, "table": table, "outputs": outputs, "main": main,
+            "confidence": confidence_summary(confidences[config.eval.beam_size]),
+            "invalid_label": check[0] if check is not None else ""}
+
+
+def summarize(scored: dict, split, config: Seq2SeqConfig) -> dict:
+    """The fields every results.json shares (the run's split or a user's files)."""
+    main, examples = scored["main"], scored["examples"]
+    greedy_hypotheses, best_hypotheses = scored["outputs"][0][1], scored["outputs"][config.eval.beam_size][1]
+    samples = [{"source": split.sources[i], "reference": split.targets[i], "greedy": greedy_hypotheses[i],
+                "beam": best_hypotheses[i]} for i in range(min(config.eval.examples, len(examples)))]
+    results = {"sentences": len(examples), "truncated_sources": scored["truncated"],
+               "unknown_source_tokens": data_lib.unknown_tokens(examples),
+               "main_setting": main["setting"], "bleu": main["bleu"], "chrf": main["chrf"],
+               "exact_match": main["exact_match"], "bleu_signature": main["bleu_signature"],
+               "chrf_signature": main["chrf_signature"], "settings": scored["table"], "samples": samples,
+               "length_penalty": config.eval.length_penalty, "mean_log_prob": scored["confidence"]}
+    if "invalid_outputs" in main:
+        results["invalid_outputs"], results["invalid_label"] = main["invalid_outputs"], scored["invalid_label"]
+    return results
+
+
+def scope_note(config: Seq2SeqConfig, splits: dict, scored: int) -> str:
+    """What the run's own evaluation scores, when that is not a whole corpus ("" otherwise)."""
+    data, notes = config.data, []
+    if data.source in ("tsv", "files"):
+        total = sum(len(splits[name]) for name in ("train", "val", "test"))
+        notes.append(f"data.source={data.source}: the {config.eval.split} split scored here is the "
+                     f"{len(splits[config.eval.split])} of {total} usable pairs of {data.path} held out by "
+                     f"data.validation_fraction={data.validation_fraction} (the rest trained and validated "
+                     "the model), not the whole file. To score whole files: kts seq2seq evaluate --workdir RUN "
+                     "--set eval.source_file=SRC --set eval.reference_file=REF")
+    if config.eval.limit and scored < len(splits[config.eval.split]):
+        notes.append(f"eval.limit={config.eval.limit}: {scored} of the {len(splits[config.eval.split])} "
+                     f"{config.eval.split} sentences scored")
+    return "; ".join(notes)
+
+
 def evaluate(run: Run) -> dict:
+    """The run's own evaluation split; with eval.source_file/eval.reference_file set, the
+    given files instead (see `scoring_files`, written beside the run's results)."""
     config: Seq2SeqConfig = run.config
+    if config.eval.source_file:
+        from tasks.seq2seq import scoring_files
+
+        return scoring_files.evaluate_files(run)
     model = load(run.dir.require_model())
     tokenizers = data_lib.load_tokenizers(config, run.dir)
     splits = data_lib.load_splits(config, run.data_root)
@@ -136,33 +230,14 @@ def evaluate(run: Run) -> dict:
         print(f"seq2seq length penalty: alpha {config.eval.length_penalty} (best validation BLEU), "
               f"saved in {run.dir.config_json}")
     split = _limited(splits[config.eval.split], config.eval.limit)
-    examples, truncated = data_lib.encode(split, tokenizers, config)
-    references = split.targets
-    table, outputs = [], {}
-    for beam_size in decoding_settings(config):
-        ids, seconds = decode_split(model, examples, config, beam_size, warm_up=True)
-        hypotheses = [tokenizers[1].decode(h) for h in ids]
-        outputs[beam_size] = (ids, hypotheses)
-        row = {"setting": setting_name(beam_size), "beam_size": beam_size, "seconds": seconds,
-               "sentences_per_second": len(examples) / max(seconds, 1e-9),
-               **score(hypotheses, references, tokenizers[1].normalize)}
-        table.append(row)
-        print(f"seq2seq {setting_name(beam_size)}: BLEU {row['bleu']:.2f}, chrF {row['chrf']:.2f}, "
-              f"exact match {row['exact_match']:.4f} ({len(examples)} sentences, "
-              f"{row['sentences_per_second']:.1f}/s)")
-    main = next(row for row in table if row["beam_size"] == config.eval.beam_size)
-    best_ids, best_hypotheses = outputs[config.eval.beam_size]
-    greedy_hypotheses = outputs[0][1]
-    samples = [{"source": split.sources[i], "reference": references[i], "greedy": greedy_hypotheses[i],
-                "beam": best_hypotheses[i]} for i in range(min(config.eval.examples, len(examples)))]
-    unknown = int(sum(np.sum(e["source"] == UNK_ID) for e in examples))
-    results = {"split": config.eval.split, "sentences": len(examples), "truncated_sources": truncated,
-               "unknown_source_tokens": unknown,
-               "main_setting": main["setting"], "bleu": main["bleu"], "chrf": main["chrf"],
-               "exact_match": main["exact_match"], "bleu_signature": main["bleu_signature"],
-               "chrf_signature": main["chrf_signature"], "settings": table, "samples": samples,
-               "length_penalty": config.eval.length_penalty, "length_penalty_sweep": sweep,
-               "attention": attention_examples(model, examples, best_ids, tokenizers,
+    scope = scope_note(config, splits, len(split))
+    if scope:
+        print(f"warning: {scope}")
+    scored = score_settings(model, split, tokenizers, config)
+    best_ids, best_hypotheses = scored["outputs"][config.eval.beam_size]
+    results = {"split": config.eval.split, **summarize(scored, split, config), "scope": scope,
+               "length_penalty_sweep": sweep,
+               "attention": attention_examples(model, scored["examples"], best_ids, tokenizers,
                                                config.eval.attention_examples)}
     run.dir.evaluation.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run.dir.evaluation / "hypotheses.txt", "\n".join(best_hypotheses) + "\n")

@@ -70,6 +70,8 @@ def train(run: Run) -> dict:
                "steps_per_epoch": steps,
                "samples": {"train": len(train_examples), "val": len(val_examples)},
                "truncated": {"train": train_truncated, "val": val_truncated},
+               "unknown_source_tokens": {"train": data_lib.unknown_tokens(train_examples),
+                                         "val": data_lib.unknown_tokens(val_examples)},
                "target_tokens_per_epoch": int(sum(len(e["target_out"]) for e in train_examples)),
                "vocab_size": {"source": tokenizers[0].vocab_size, "target": tokenizers[1].vocab_size},
                "skipped": splits["skipped"]}
