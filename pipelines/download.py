@@ -97,6 +97,7 @@ def _stream(url: str, partial: Path, size: int, progress: bool | None, timeout: 
             have = 0
         bar = Progress(label, size, have, progress)
         written = have
+        partial.parent.mkdir(parents=True, exist_ok=True)  # a failed neighbour may have removed it
         try:
             with open(partial, "ab" if resumed else "wb") as f:
                 while block := response.read(CHUNK):
@@ -121,6 +122,21 @@ def download(url: str, target: str | os.PathLike, size: int, sha256: str, *, pro
     (the URL, the cause, and where to put the file by hand; the partial file kept to resume).
     """
     target = Path(target)
+    created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+    try:
+        return _download(url, target, size, sha256, progress, retries, timeout, backoff, by_hand)
+    except BaseException:
+        if not partial_path(target).exists():  # nothing to resume: leave no empty folders behind
+            for folder in created:  # deepest first; stops at one another download is filling
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+        raise
+
+
+def _download(url: str, target: Path, size: int, sha256: str, progress: bool | None, retries: int,
+              timeout: float, backoff: float, by_hand: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(target)
     last_error: BaseException | None = None

@@ -151,23 +151,22 @@ def fetch(dataset: Dataset, root: str | os.PathLike, *, mirror: str | None = Non
     with _locked(root):
         if len(todo) <= PARALLEL_ABOVE:
             return [_fetch_one(dataset, e, root, mirror, progress, **download_options) for e in todo]
-        bar = Progress(f"{dataset.name} ({len(todo)} files)", total, 0, progress)
-        written, errors = [], []
+        # The first file alone (no network: one failure, not hundreds), then 8 at a time; the
+        # first error cancels the files not yet started.
+        written = [_fetch_one(dataset, todo[0], root, mirror, progress, **download_options)]
+        bar = Progress(f"{dataset.name} ({len(todo)} files)", total, todo[0].size, progress)
         try:
             with concurrent.futures.ThreadPoolExecutor(8) as pool:
                 futures = {pool.submit(_fetch_one, dataset, e, root, mirror, False, **download_options): e
-                           for e in todo}
+                           for e in todo[1:]}
                 for future in concurrent.futures.as_completed(futures):
-                    try:
-                        written.append(future.result())
-                    except Exception as err:  # noqa: BLE001 - collected, the first is raised below
-                        errors.append(err)
+                    if future.exception() is not None:
+                        pool.shutdown(wait=True, cancel_futures=True)
+                        raise future.exception()
+                    written.append(future.result())
                     bar.update(futures[future].size)
         finally:
             bar.close()
-        if errors:
-            raise type(errors[0])(f"{len(errors)} of {len(todo)} files of {dataset.name} failed; the first: "
-                                  f"{errors[0]}")
         return written
 
 

@@ -269,7 +269,9 @@ def _index_row(task: str, entry: Mapping[str, Any], reports_dir: Path) -> str:
             for k, v in entry.get("headline", {}).items()
         ) or "<span class=empty>none</span>"
         title = H.esc(entry.get("title", ""))
-        first = f'<a href="{H.esc(_link(entry["report"], reports_dir))}">{name}</a><div class="note">{title}</div>'
+        if entry.get("report"):
+            name = f'<a href="{H.esc(_link(entry["report"], reports_dir))}">{name}</a>'
+        first = f'{name}<div class="note">{title}</div>'
     else:
         cell = H.esc(entry.get("reason", "")) or "<span class=empty>no reason recorded</span>"
         first = name
