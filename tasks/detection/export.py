@@ -1,8 +1,10 @@
 """Export stage: a SavedModel with letterboxing, the network, decoding and NMS inside.
 
-Input: uint8 images [batch, height, width, 3] of any size (one size per call). Outputs:
-boxes [batch, K, 4] (x_min, y_min, x_max, y_max in input pixels), scores, classes,
-class_names, num_detections. TensorFlow code (allowed here)."""
+Input: uint8 images [batch, height, width, 3] of any size (one size per call); grey (1
+channel) and RGBA (4) are converted to RGB in the graph, other channel counts refused with a
+message. Outputs: boxes [batch, K, 4] (x_min, y_min, x_max, y_max in input pixels), scores,
+classes, class_names, num_detections; a batch of 0 returns them with 0 rows. TensorFlow code
+(allowed here)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 
 from shared.export import export_saved_model, load_saved_model
 from shared.io import atomic_write_json
+from shared.serving import check_image_sizes, image_channels, nonempty_batch
 from shared.task import Run
 from tasks.detection.detector import DetectorWithNMS
 from tasks.detection.training import load
@@ -28,9 +31,13 @@ def serving_module(raw, image_size: int, class_names: list[str], fill: float = 1
             self.raw = raw
             self.class_names = tf.constant(class_names)
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8,
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8,
                                                     name="images")])
         def serve(self, images):
+            return nonempty_batch(self.detect, images)
+
+        def detect(self, images):
+            check_image_sizes(images)
             height = tf.cast(tf.shape(images)[1], tf.float32)
             width = tf.cast(tf.shape(images)[2], tf.float32)
             scale = image_size / tf.maximum(height, width)
@@ -38,7 +45,7 @@ def serving_module(raw, image_size: int, class_names: list[str], fill: float = 1
             new_width = tf.clip_by_value(tf.round(width * scale), 1, image_size)
             pad_y = tf.math.floordiv(image_size - new_height, 2.0)
             pad_x = tf.math.floordiv(image_size - new_width, 2.0)
-            resized = tf.image.resize(tf.cast(images, tf.float32),
+            resized = tf.image.resize(image_channels(images, 3),
                                       tf.cast(tf.stack([new_height, new_width]), tf.int32),
                                       method="bilinear", antialias=True)
             resized = tf.round(tf.clip_by_value(resized, 0.0, 255.0))
