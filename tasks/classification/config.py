@@ -87,8 +87,9 @@ class ClassificationConfig:
 def smoke() -> ClassificationConfig:
     """Tests and CI: scikit-learn digits, LeNet-5 on 16x16, 4 short epochs on 512 samples.
     Command: kts classification run --preset smoke
-    Expect: ~10 s (TF) / ~25 s (JAX) on 2 CPU cores; test accuracy 0.75-0.86 over seeds 0-2
-    on both backends (it must learn)."""
+    Expect: ~10 s (TF) / ~25 s (JAX) of training on 2 CPU cores; test accuracy 0.74-0.84
+    over seeds 0-2 (it must learn; the tests ask > 0.6). Measured: TF 0.7437 / 0.8217 /
+    0.8357, JAX 0.7549 / 0.7716 / 0.8050 for seeds 0 / 1 / 2."""
     cfg = ClassificationConfig()
     cfg.data = DataConfig(source="digits", image_size=16, limit=512, val_fraction=0.2)
     cfg.augment = AugmentConfig(translate=0.1)  # so the export check covers augmentation
