@@ -147,7 +147,7 @@ def _numeric_ids(stems: Sequence[str]) -> list[int]:
     """Trailing digits of each stem ("BloodImage_00338" -> 338) when all have distinct ones
     that fit int32, else positions 0..N-1."""
     digits = [stem[len(stem.rstrip("0123456789")):] for stem in stems]
-    if all(digits) and len(set(map(int, digits))) == len(digits) and max(map(int, digits)) < 2**31:
+    if digits and all(digits) and len(set(map(int, digits))) == len(digits) and max(map(int, digits)) < 2**31:
         return [int(d) for d in digits]
     return list(range(len(stems)))
 
