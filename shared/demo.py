@@ -43,7 +43,7 @@ def _prepare_data(datasets: list, root: Path, fetch_missing: bool, mirror: str |
                                      f"`kts data fetch {dataset.name}` downloads it")
             continue
         try:
-            fetch(dataset, root, mirror=mirror, retries=1)
+            fetch(dataset, root, mirror=mirror, retries=1, timeout=30)  # no network: skip soon
         except (DownloadError, ChecksumError, OSError) as err:
             missing[dataset.name] = (f"missing data: {dataset.name} is not under {where} and fetching it "
                                      f"failed ({_short(err, 200)}); run `kts data fetch {dataset.name}` with a "
