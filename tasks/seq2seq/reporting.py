@@ -89,6 +89,15 @@ def report(run: Run) -> Path:
                         f"{row['bleu']:.2f}", f"{row['chrf']:.2f}", f"{row['seconds']:.1f}"] for row in sweep],
                       note=f"{main} on the validation split for each alpha of eval.length_penalty_grid; the "
                            f"best BLEU is used for the {results['split']} scores above, the export and translate.")
+    confidence = results.get("mean_log_prob") or {}
+    if confidence.get("mean") is not None:
+        threshold = config.eval.flag_below_log_prob
+        rep.add_text("Model confidence",
+                     f"Mean token log-probability of the {main} outputs: mean {confidence['mean']:.3f}, 1st "
+                     f"percentile {confidence['p01']:.3f}, lowest {confidence['min']:.3f}. `kts seq2seq "
+                     "translate` gives it beside each translation (translations.json with --out) and flags "
+                     "outputs below eval.flag_below_log_prob ("
+                     + ("off" if threshold is None else f"{threshold}") + ").")
     rep.add_figure("decoding", plots.settings_chart(results["settings"]),
                    "Corpus BLEU and chrF (sacreBLEU) for each decoding setting.")
     if results["attention"]:
