@@ -41,10 +41,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"),
                         help="where reports/index.html lists every task's latest report")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch, less output")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow/JAX/absl log lines (hidden by default)")
 
 
 def task_parser(task_name: str, aliases: dict | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"kts {task_name}")
+    parser = argparse.ArgumentParser(
+        prog=f"kts {task_name}", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"also:\n  kts {task_name} --list-presets          every preset: what it is for, "
+               f"its command, the result to expect\n  kts {task_name} --show-config [PRESET]  "
+               "every --set key with its value and type")
     parser.add_argument("command", choices=COMMANDS + tuple(aliases or {}))
     parser.add_argument("inputs", nargs="*", help="predict: image files (seq2seq translate: texts)")
     parser.add_argument("--preset", default=None, help="config preset (see --list-presets)")
@@ -103,7 +109,7 @@ def run_task_command(task_name: str, argv: list[str]) -> int:
     aliases = getattr(task, "aliases", {})
     args = task_parser(task_name, aliases).parse_args(argv)
     args.command = aliases.get(args.command, args.command)
-    runtime.select_backend(args.backend)
+    runtime.select_backend(args.backend, verbose=args.verbose)
     run = build_run(task, args)
     runtime.seed_everything(run.config.seed)
     runtime.set_precision(run.config.train.precision)

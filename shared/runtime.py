@@ -6,16 +6,25 @@ lazily so that `kts --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import re
 import sys
+import tempfile
 from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax")
 
 
-def select_backend(backend: str | None) -> str:
-    """Sets KERAS_BACKEND (before Keras is imported) and returns the backend in use."""
+def select_backend(backend: str | None, verbose: bool = False) -> str:
+    """Sets KERAS_BACKEND (before Keras is imported) and returns the backend in use.
+
+    Unless `verbose`, TensorFlow/absl/gRPC log lines are kept off the terminal: the log-level
+    environment variables and warning filters are set here, and Keras (with the TensorFlow
+    it loads) is imported at once with native stderr filtered (`quiet_native_logs`), because
+    TensorFlow's C++ code prints `I0000 ...` lines before its log level is read. Keras is
+    imported lean (`_import_keras`), for a fast start of `predict`/`translate`."""
     if backend:
         if backend not in BACKENDS:
             raise ValueError(f"Unknown backend {backend!r}. Expected one of: {', '.join(BACKENDS)}")
@@ -26,8 +35,83 @@ def select_backend(backend: str | None) -> str:
                 raise RuntimeError(f"Keras was already imported with backend "
                                    f"{keras.backend.backend()!r}; cannot switch to {backend!r}.")
         os.environ["KERAS_BACKEND"] = backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+    else:
+        import logging
+        import warnings
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++: errors (E...) and up hidden
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+        os.environ.setdefault("GLOG_minloglevel", "3")
+        for name in ("tensorflow", "absl", "jax", "h5py"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", category=category,
+                                    module=r"(tensorflow|keras|jax|absl|google|tf_keras|grain)")
+        try:
+            from absl import logging as absl_logging
+
+            absl_logging.set_verbosity(absl_logging.ERROR)
+        except ImportError:
+            pass
+    if "keras" not in sys.modules:
+        with contextlib.nullcontext() if verbose else quiet_native_logs():
+            _import_keras(os.environ.get("KERAS_BACKEND", "tensorflow"))
     return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+def _import_keras(backend: str) -> None:
+    """Imports Keras without the optional packages it loads at import time only because they
+    are installed, and that nothing here uses through Keras: scikit-learn (keras.wrappers),
+    matplotlib (keras.visualization) and, under TensorFlow, JAX (TensorFlow Lite's optional
+    `jax.jit`; loading it also prints an `E0000 ... computation placer already registered`
+    line). Together ~40% of `import keras` on 2 CPU cores. They are blocked in sys.modules
+    for this import only: later imports of them work as usual (Keras' scikit-learn wrappers
+    then report scikit-learn as missing)."""
+    optional = ["sklearn", "matplotlib"] + (["jax", "jaxlib"] if backend != "jax" else [])
+    blocked = [name for name in optional if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # import of it raises ImportError, which Keras/TF catch
+    try:
+        import keras  # noqa: F401
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
+_NATIVE_LOG_LINE = re.compile(rb"^([IWE]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before "
+                              rb"absl::InitializeLog)")
+
+
+@contextlib.contextmanager
+def quiet_native_logs():
+    """Filters what native code writes to file descriptor 2 inside the block: glog/absl lines
+    (`I0000 ...`, `W0000 ...`, `E0000 ...` and absl's pre-init notice) are dropped, every other
+    line (a Python traceback, a real error) is written to stderr after the block."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded, closed): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().splitlines(keepends=True)
+                    if not _NATIVE_LOG_LINE.match(line)]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 def user_cache_dir() -> Path:
@@ -142,13 +226,16 @@ def environment() -> dict:
     }
     for name in ("tensorflow", "jax", "grain"):
         module = sys.modules.get(name)
-        if module is None and name != "tensorflow":
-            try:
-                module = __import__(name)
-            except ImportError:
-                module = None
         if module is not None:
             info["versions"][name] = getattr(module, "__version__", "unknown")
+        elif name != "tensorflow":  # installed but not loaded: its version without importing
+            # it (importing JAX next to TensorFlow costs seconds and logs an E0000 line)
+            from importlib import metadata
+
+            try:
+                info["versions"][name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                pass
     return info
 
 
