@@ -3,7 +3,9 @@
 Signature `translate` (also `serving_default`): `source_ids` int32 [batch, length] (the
 source tokenizer's ids, eos-terminated, padded with 0) -> `tokens` int32 [batch,
 max_length] (best hypothesis, eos then padding), `lengths` int32 [batch] (tokens up to and
-including eos), `scores` float32 [batch] (length-normalised log-probability). The tokenizer
+including eos), `scores` float32 [batch] (length-normalised log-probability). Ids outside
+[0, source vocabulary size) and rows of no tokens ([batch, 0]) are refused with a message
+(InvalidArgumentError); a batch of 0 returns the outputs with 0 rows. The tokenizer
 files are copied beside it (export/tokenizer/{source,target}) with `translate.json` saying
 how to use them. TensorFlow code (allowed here).
 """
@@ -17,6 +19,7 @@ import numpy as np
 from pipelines.text import BOS_ID, EOS_ID, PAD_ID
 from shared.export import export_saved_model, load_saved_model
 from shared.io import atomic_dir, atomic_write_json
+from shared.serving import nonempty_batch
 from shared.task import Run
 from tasks.seq2seq import data as data_lib
 from tasks.seq2seq.search import Translator
@@ -29,7 +32,7 @@ CHECK_SENTENCES = 8
 SCORE_TOLERANCE = {"float32": 1e-3, "bfloat16": 1e-2, "float16": 1e-2}
 
 
-def serving_module(raw):
+def serving_module(raw, source_vocab_size: int):
     import tensorflow as tf
 
     class Translate(tf.Module):
@@ -39,6 +42,16 @@ def serving_module(raw):
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="source_ids")])
         def translate(self, source_ids):
+            return nonempty_batch(self.search, source_ids, fill=EOS_ID)
+
+        def search(self, source_ids):
+            tf.debugging.Assert(tf.shape(source_ids)[1] > 0, [
+                "source_ids has rows of no tokens (shape [batch, 0]); expected the source "
+                f"tokenizer's ids of each sentence followed by eos ({EOS_ID}), padded with "
+                f"{PAD_ID}"])
+            tf.debugging.Assert(tf.reduce_all((source_ids >= 0) & (source_ids < source_vocab_size)), [
+                f"source_ids must lie in [0, {source_vocab_size}) (the source vocabulary); "
+                "received min and max:", tf.reduce_min(source_ids), tf.reduce_max(source_ids)])
             out = self.raw.serve(source_ids)
             return {"tokens": tf.cast(out["tokens"], tf.int32), "lengths": tf.cast(out["lengths"], tf.int32),
                     "scores": tf.cast(out["scores"], tf.float32)}
@@ -62,7 +75,8 @@ def export(run: Run):
     _, batch = next(data_lib.eval_batches(examples, CHECK_SENTENCES, config.data.bucket_width))
     source = batch["source"].astype(np.int32)
     expected = {k: np.asarray(v) for k, v in translator(source).items()}  # also builds it
-    path = export_saved_model(translator, run.dir.saved_model, serving_module,
+    path = export_saved_model(translator, run.dir.saved_model,
+                              lambda raw: serving_module(raw, model.source_vocab_size),
                               input_signature=[tf.TensorSpec([None, None], tf.int32)])
     if path is None:
         return None
