@@ -4,4 +4,5 @@ TASKS = {
     "classification": "tasks.classification",
     "detection": "tasks.detection",
     "seq2seq": "tasks.seq2seq",
+    "embeddings": "tasks.embeddings",
 }

@@ -1,0 +1,46 @@
+"""Word embeddings: word2vec (skip-gram, CBOW, negative sampling) trained by `fit()` with
+sparse row updates, on NLTK corpora or plain text; evaluated on analogies, WordSim353 and
+SimLex-999; exported in word2vec's formats and as a SavedModel lookup.
+
+    kts embeddings run --preset demo
+    kts embeddings similar king money --workdir runs/embeddings/demo
+    kts embeddings analogy man king woman --workdir runs/embeddings/demo
+"""
+
+from __future__ import annotations
+
+from shared.task import Task
+from tasks.embeddings.config import PRESETS, EmbeddingsConfig
+
+
+class _CommandAliases(dict):
+    """alias -> stage, remembering the command the CLI last looked up: `similar` and
+    `analogy` both run the predict stage, which needs to know which one was typed."""
+
+    requested = "predict"
+
+    def get(self, key, default=None):
+        self.requested = key
+        return super().get(key, default)
+
+
+class EmbeddingsTask(Task):
+    name = "embeddings"
+    config_class = EmbeddingsConfig
+    presets = PRESETS
+    aliases = _CommandAliases(similar="predict", analogy="predict")
+    stages = {
+        "train": "tasks.embeddings.training:train",
+        "evaluate": "tasks.embeddings.evaluation:evaluate",
+        "export": "tasks.embeddings.export:export",
+        "report": "tasks.embeddings.reporting:report",
+        "similar": "tasks.embeddings.predict:similar",
+        "analogy": "tasks.embeddings.predict:analogy",
+    }
+
+    def predict(self, run, inputs, out=None):
+        command = "analogy" if self.aliases.requested == "analogy" else "similar"
+        return self._stage(command)(run, inputs, out)
+
+
+TASK = EmbeddingsTask()

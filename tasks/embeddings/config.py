@@ -1,0 +1,114 @@
+"""Word-embedding config and presets; `smoke` is the config the tests run."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from shared.config import ConfigError, TrainConfig
+
+ALL_NLTK = ("brown", "abc", "movie_reviews", "state_union", "webtext", "inaugural")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    source: Literal["nltk", "text"] = "nltk"
+    corpora: tuple[str, ...] = ALL_NLTK  # nltk: which corpora of <data root>/nltk_data
+    path: str = ""  # text: a plain text file
+    layout: Literal["lines", "raw"] = "lines"  # text: one sentence per line, or running text
+    lowercase: bool = True
+    drop_punctuation: bool = True  # tokens without a letter or digit
+    min_count: int = 5
+    max_vocab: int = 0  # > 0: keep only the N most frequent words
+    max_words: int = 0  # > 0: use only the first N corpus words (after the vocabulary is made)
+
+    def validate(self):
+        if self.source == "text" and not self.path:
+            raise ConfigError("data.source=text needs data.path (--set data.path=FILE)")
+        if self.source == "nltk" and not self.corpora:
+            raise ConfigError("data.corpora is empty; name some of: " + ", ".join(ALL_NLTK))
+        unknown = [name for name in self.corpora if name not in ALL_NLTK]
+        if self.source == "nltk" and unknown:
+            raise ConfigError(f"Unknown data.corpora {unknown}. Expected some of: {', '.join(ALL_NLTK)}")
+        if self.min_count < 1:
+            raise ConfigError(f"data.min_count must be >= 1. Received: {self.min_count}")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    algorithm: Literal["skipgram", "cbow"] = "skipgram"
+    dim: int = 100
+    window: int = 5
+    negative: int = 5
+    sample: float = 1e-3  # frequent-word subsampling threshold (0 = off)
+    alpha: float = 0.025  # learning rate at the start, decayed linearly to min_alpha
+    min_alpha: float = 1e-4
+    words_per_batch: int = 1024  # corpus words per training step
+
+    def validate(self):
+        for key in ("dim", "window", "negative", "words_per_batch"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"model.{key} must be >= 1. Received: {getattr(self, key)}")
+        if not 0 < self.min_alpha <= self.alpha:
+            raise ConfigError(f"Expected 0 < model.min_alpha <= model.alpha. Received: {self.min_alpha}, "
+                              f"{self.alpha}")
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    analogy_vocab: int = 30000  # 3CosAdd over the N most frequent words
+    neighbours: tuple[str, ...] = ("king", "woman", "good", "money", "war", "day")
+    plot_words: int = 150  # most frequent words in the 2-D PCA plot
+
+
+@dataclasses.dataclass
+class EmbeddingsConfig:
+    seed: int = 0
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=5))
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+
+def nltk_sg() -> EmbeddingsConfig:
+    """Skip-gram on the whole NLTK kit at the reference settings (3.84M words; dim 100,
+    window 5, negative 5, sample 1e-3, 5 epochs, min_count 5).
+    Command: kts embeddings run --preset nltk-sg
+    Expect: gensim 4.4 on the same corpus: analogy 12.2%, WordSim353 0.348, SimLex 0.245
+    (issue 18). Ours not measured at this scale yet (see docs/benchmarks.md)."""
+    return EmbeddingsConfig()
+
+
+def nltk_cbow() -> EmbeddingsConfig:
+    """CBOW (mean of the context) on the whole NLTK kit at the reference settings.
+    Command: kts embeddings run --preset nltk-cbow
+    Expect: gensim 4.4: analogy 9.45%, WordSim353 0.310 (issue 18). Ours not measured yet."""
+    cfg = EmbeddingsConfig()
+    cfg.model.algorithm = "cbow"
+    return cfg
+
+
+def demo() -> EmbeddingsConfig:
+    """`make demo`: skip-gram on abc + state_union + inaugural (about 1.2M words), 1 epoch.
+    Command: kts embeddings run --preset demo
+    Expect: a few minutes on 2 CPU cores; neighbours start to make sense, analogy a few %."""
+    cfg = EmbeddingsConfig()
+    cfg.data.corpora = ("abc", "state_union", "inaugural")
+    cfg.train.epochs = 1
+    return cfg
+
+
+def smoke() -> EmbeddingsConfig:
+    """Tests: inaugural addresses, the first 60,000 words, dim 32, 1 epoch.
+    Command: kts embeddings run --preset smoke
+    Expect: seconds; the plumbing, not the quality (analogy ~0)."""
+    cfg = EmbeddingsConfig()
+    cfg.data.corpora = ("inaugural",)
+    cfg.data.max_words = 60000
+    cfg.model.dim = 32
+    cfg.train.epochs = 1
+    cfg.eval.plot_words = 40
+    return cfg
+
+
+PRESETS = {"smoke": smoke, "demo": demo, "nltk-sg": nltk_sg, "nltk-cbow": nltk_cbow}

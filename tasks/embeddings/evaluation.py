@@ -1,0 +1,44 @@
+"""Evaluate stage: analogies, WordSim353, SimLex-999, nearest neighbours, a 2-D PCA of frequent
+words; writes evaluation/results.json (the report reads it)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared.io import atomic_write_json
+from shared.task import Run
+from tasks.embeddings.scores import EVAL_FILES, analogy_accuracy, eval_file, similarity_correlation
+from tasks.embeddings.training import load_vectors
+
+
+def pca_2d(vectors: np.ndarray) -> np.ndarray:
+    centred = vectors - vectors.mean(axis=0)
+    _, _, components = np.linalg.svd(centred, full_matrices=False)
+    return centred @ components[:2].T
+
+
+def evaluate(run: Run) -> dict:
+    config = run.config
+    vectors = load_vectors(run)
+    analogy = analogy_accuracy(vectors, eval_file(EVAL_FILES["analogy"], run.data_root),
+                               restrict=config.eval.analogy_vocab)
+    similarity = {name: similarity_correlation(vectors, eval_file(EVAL_FILES[name], run.data_root))
+                  for name in ("wordsim353", "simlex999")}
+    neighbours = {word: vectors.most_similar(word, 8) for word in config.eval.neighbours if word in vectors}
+    missing = [word for word in config.eval.neighbours if word not in vectors]
+    plotted = min(config.eval.plot_words, len(vectors))
+    points = pca_2d(vectors.vectors[:plotted]) if plotted >= 3 else np.zeros((0, 2))
+    results = {"analogy": analogy, "similarity": similarity, "neighbours": neighbours,
+               "neighbours_not_in_vocabulary": missing, "vocab_size": len(vectors),
+               "pca": {"words": vectors.words[:len(points)], "points": np.round(points, 4).tolist()}}
+    run.dir.evaluation.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run.dir.evaluation / "results.json", results)
+    acc = analogy["accuracy"]
+    print(f"embeddings: analogy {'n/a' if acc is None else f'{acc:.2%}'} ({analogy['answered']} answered, "
+          f"{analogy['skipped']} skipped), WordSim353 {_fmt(similarity['wordsim353']['spearman'])}, "
+          f"SimLex-999 {_fmt(similarity['simlex999']['spearman'])}")
+    return results
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -1,0 +1,149 @@
+"""Embedding models trained by `fit()` with sparse row updates.
+
+A batch touches a few thousand rows of tables with tens of thousands: dense gradients
+(what `jax.grad` of a gather gives) would rewrite every table every step. So the models
+here compute their own gradients for the rows a batch names (in `keras.ops`, the same math
+on every backend) and `train_step` writes only those rows back:
+
+- JAX: `train_step(state, data)` is jitted with the state donated, so `scatter_update`
+  of the new rows happens in place;
+- TensorFlow: the rows are scattered into the variables in place (`scatter_update` of the
+  variable; a functional scatter would copy the whole table).
+
+That write-back is the only backend-specific code; `sparse_update` holds the model.
+`call(ids)` looks up input vectors, so a saved model is an embedding lookup.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+class SparseRowModel(keras.Model):
+    """Base: subclasses create their tables (keras Variables) and implement
+    `sparse_update(values: dict name -> tensor, batch) -> (rows: dict name -> (ids, new
+    rows), loss_sum, weight)`; the epoch's loss is sum(loss_sum) / sum(weight)."""
+
+    table_names: tuple[str, ...] = ()
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def tables(self) -> dict:
+        return {name: getattr(self, name) for name in self.table_names}
+
+    def sparse_update(self, values: dict, batch: dict):
+        raise NotImplementedError
+
+    def train_step(self, *args):
+        if keras.backend.backend() == "jax":
+            return self._stateless_train_step(*args)
+        return self._in_place_train_step(*args)
+
+    def _in_place_train_step(self, batch):
+        tables = self.tables()
+        rows, loss_sum, weight = self.sparse_update({k: v.value for k, v in tables.items()}, batch)
+        _scatter_in_place(tables, rows)
+        self.loss_tracker.update_state(loss_sum / ops.maximum(weight, 1.0), sample_weight=weight)
+        return {"loss": self.loss_tracker.result()}
+
+    def _stateless_train_step(self, state, batch):
+        trainable, non_trainable, optimizer_variables, metrics_variables = state
+        trainable, non_trainable = list(trainable), list(non_trainable)
+        where = {}
+        for name, variable in self.tables().items():
+            for values, variables in ((trainable, self.trainable_variables),
+                                      (non_trainable, self.non_trainable_variables)):
+                found = [i for i, v in enumerate(variables) if v is variable]
+                if found:
+                    where[name] = (values, found[0])
+        current = {name: values[i] for name, (values, i) in where.items()}
+        rows, loss_sum, weight = self.sparse_update(current, batch)
+        for name, (ids, new_rows) in rows.items():
+            values, i = where[name]
+            values[i] = ops.scatter_update(values[i], ops.expand_dims(ids, -1), new_rows)
+        metrics_variables = self.loss_tracker.stateless_update_state(
+            metrics_variables, loss_sum / ops.maximum(weight, 1.0), sample_weight=weight)
+        logs = {"loss": self.loss_tracker.stateless_result(metrics_variables)}
+        return logs, (trainable, non_trainable, optimizer_variables, metrics_variables)
+
+
+def _scatter_in_place(tables: dict, rows: dict) -> None:
+    import tensorflow as tf  # the TensorFlow backend's write-back (see the module docstring)
+
+    for name, (ids, new_rows) in rows.items():
+        tables[name].value.scatter_update(tf.IndexedSlices(new_rows, ids))
+
+
+def negative_sampling(in_rows, out_rows, batch):
+    """Skip-gram / CBOW negative-sampling loss and its gradients for the rows of a batch.
+
+    in_rows [Ui, D], out_rows [Uo, D]: the input / output vectors of the rows the batch
+    names. Example p averages its inputs in_rows[in_index[p, c]] (weights in_weight, a mask;
+    one input for skip-gram) into h_p and scores its outputs out_rows[out_index[p, k]]
+    (k = 0 the target, then the noise words): loss = -log s(h.u_0) - sum_k log s(-h.u_k),
+    each term times `weight`. Returns (d in_rows, d out_rows, loss sum, examples): as in
+    word2vec, each input word of an example gets the whole gradient of h."""
+    in_weight = ops.cast(batch["in_weight"], in_rows.dtype)
+    contexts = ops.take(in_rows, batch["in_index"], axis=0)  # [P, C, D]
+    count = ops.maximum(ops.sum(in_weight, axis=1, keepdims=True), 1.0)
+    hidden = ops.sum(contexts * in_weight[..., None], axis=1) / count  # [P, D]
+    targets = ops.take(out_rows, batch["out_index"], axis=0)  # [P, 1+K, D]
+    scores = ops.einsum("pd,pkd->pk", hidden, targets)
+    labels = ops.cast(ops.arange(ops.shape(scores)[1]) == 0, scores.dtype)[None, :]
+    weight = ops.cast(batch["weight"], scores.dtype)
+    loss_sum = ops.sum(weight * ops.softplus(scores - 2.0 * labels * scores))  # softplus(-s) for targets
+    gradient = weight * (ops.sigmoid(scores) - labels)  # d loss / d score
+    d_hidden = ops.einsum("pk,pkd->pd", gradient, targets)
+    d_targets = gradient[..., None] * hidden[:, None, :]
+    dim = ops.shape(in_rows)[1]
+    d_out = ops.segment_sum(ops.reshape(d_targets, (-1, dim)), ops.reshape(batch["out_index"], (-1,)),
+                            num_segments=ops.shape(out_rows)[0])
+    d_contexts = d_hidden[:, None, :] * in_weight[..., None]
+    d_in = ops.segment_sum(ops.reshape(d_contexts, (-1, dim)), ops.reshape(batch["in_index"], (-1,)),
+                           num_segments=ops.shape(in_rows)[0])
+    return d_in, d_out, loss_sum, ops.sum(weight[:, 0])
+
+
+@keras.saving.register_keras_serializable(package="kts_embeddings")
+class Word2Vec(SparseRowModel):
+    """word2vec with negative sampling (skip-gram or CBOW, set by the batches): input vectors
+    (the embeddings) and output vectors, each [vocab + 1, dim]; row `vocab_size` is padding.
+    Initialised as word2vec: inputs uniform in +-0.5/dim, outputs zero."""
+
+    table_names = ("input_vectors", "output_vectors")
+
+    def __init__(self, vocab_size: int, dim: int, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.dim, self.seed = int(vocab_size), int(dim), int(seed)
+        self.input_vectors = self.add_weight(
+            shape=(self.vocab_size + 1, self.dim), name="input_vectors",
+            initializer=keras.initializers.RandomUniform(-0.5 / self.dim, 0.5 / self.dim, seed=self.seed))
+        self.output_vectors = self.add_weight(shape=(self.vocab_size + 1, self.dim), name="output_vectors",
+                                              initializer="zeros")
+        self.built = True  # the tables are the model; fit() must not trace call() on a batch
+
+    def call(self, ids):
+        return ops.take(self.input_vectors, ids, axis=0)
+
+    def sparse_update(self, values, batch):
+        in_ids, out_ids = batch["in_rows"], batch["out_rows"]
+        in_rows = ops.take(values["input_vectors"], in_ids, axis=0)
+        out_rows = ops.take(values["output_vectors"], out_ids, axis=0)
+        d_in, d_out, loss_sum, examples = negative_sampling(in_rows, out_rows, batch)
+        lr = ops.cast(batch["lr"][0], in_rows.dtype)
+        rows = {"input_vectors": (in_ids, in_rows - lr * d_in), "output_vectors": (out_ids, out_rows - lr * d_out)}
+        return rows, loss_sum, examples
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim, "seed": self.seed}
+
+    def vectors(self):
+        """The word vectors as numpy [vocab, dim] (padding row dropped)."""
+        return ops.convert_to_numpy(self.input_vectors)[: self.vocab_size]
