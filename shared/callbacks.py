@@ -1,14 +1,14 @@
 """Callbacks: atomic resumable backups, a NaN guard that keeps the last good state, best weights.
 
-Keras' BackupAndRestore writes its files in place; a kill during that write leaves a torn
-checkpoint. `AtomicBackupAndRestore` keeps its restore logic and writes through temporary
-files renamed into place. Its metadata also records the pipeline position (the global
-step), the other half of an exact resume.
+Keras' BackupAndRestore writes its two files in place, one after the other; a kill between
+or during those writes leaves a torn checkpoint. `AtomicBackupAndRestore` writes each
+checkpoint as one folder renamed into place (`shared.checkpoints`), keeps the previous one,
+and records the pipeline position (the global step), the other half of an exact resume.
+No callback here ever writes non-finite weights.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -16,7 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from shared.io import atomic_file, atomic_write_json
+from shared import checkpoints
+from shared.io import atomic_file
 
 
 class EpochSeconds(keras.callbacks.Callback):
@@ -32,13 +33,26 @@ class EpochSeconds(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._started
 
 
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore at epoch ends, written atomically, with the pipeline's global step."""
+def weights_finite(model) -> bool:
+    """True when every floating-point weight of `model` is finite (no NaN, no inf)."""
+    for variable in model.weights:
+        value = keras.ops.convert_to_numpy(variable)
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            return False
+    return True
 
-    def __init__(self, backup_dir: str | Path, steps_per_epoch: int):
-        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False,
-                         double_checkpoint=False)
+
+class AtomicBackupAndRestore(keras.callbacks.Callback):
+    """Restores a checkpoint when training begins (`restore`, picked by the caller, who also
+    starts the pipeline at its global step) and writes one at every epoch end, as one folder
+    (`shared.checkpoints`). Broken (non-finite) weights are never written."""
+
+    def __init__(self, backup_dir: str | Path, steps_per_epoch: int,
+                 restore: checkpoints.Checkpoint | None = None):
+        super().__init__()
+        self.backup_dir = Path(backup_dir)
         self.steps_per_epoch = steps_per_epoch
+        self.restore = restore
         self.unhealthy = False  # set by NaNGuard: never back up broken weights
 
     def _seed_generators(self) -> list:
@@ -47,40 +61,58 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         return [generator for layer in self.model._flatten_layers()
                 for generator in getattr(layer, "_seed_generators", [])]
 
-    def _save_model(self):
-        if self.unhealthy:
+    def on_train_begin(self, logs=None):
+        # A model fitted twice (two training phases) must not keep the first one's epoch.
+        self.model._initial_epoch = None
+        if self.restore is None:
             return
-        with atomic_file(self._weights_path, suffix=".weights.h5") as tmp:
-            self.model.save_weights(str(tmp))
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        try:
+            self.model.load_weights(str(self.restore.weights))
+        except (OSError, ValueError, KeyError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise checkpoints.CheckpointError(
+                f"Cannot resume from {self.restore.weights}: it does not fit this model "
+                f"({reason}). Start the training again without --resume.") from None
+        self.model._initial_epoch = self.restore.epoch
+        states = self.restore.metadata.get("seed_states", [])
+        generators = self._seed_generators()
+        if len(states) == len(generators):
+            for generator, value in zip(generators, states, strict=True):
+                generator.state.assign(keras.ops.convert_to_tensor(value, generator.state.dtype))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.unhealthy or not weights_finite(self.model):
+            self.unhealthy = True
+            return
         seed_states = [keras.ops.convert_to_numpy(g.state).tolist()
                        for g in self._seed_generators()]
-        atomic_write_json(self._training_metadata_path, {
-            "epoch": self._current_epoch,
-            "batch": self._last_batch_seen,
-            "global_step": self._current_epoch * self.steps_per_epoch,
-            "steps_per_epoch": self.steps_per_epoch,
-            "seed_states": seed_states,
-        })
-
-    def _load_model(self):
-        super()._load_model()
-        state = read_backup_state(self.backup_dir)
-        generators = self._seed_generators()
-        if state and len(state.get("seed_states", [])) == len(generators):
-            for generator, value in zip(generators, state["seed_states"], strict=True):
-                generator.state.assign(keras.ops.convert_to_tensor(value, generator.state.dtype))
+        checkpoints.write(self.backup_dir, epoch + 1,
+                          lambda path: self.model.save_weights(str(path)), {
+                              "global_step": (epoch + 1) * self.steps_per_epoch,
+                              "steps_per_epoch": self.steps_per_epoch,
+                              "seed_states": seed_states,
+                          })
 
 
 def read_backup_state(backup_dir: str | Path) -> dict | None:
-    """The metadata of a backup (epoch, global_step, steps_per_epoch), or None if absent."""
-    path = Path(backup_dir) / "training_metadata.json"
-    if not path.exists():
+    """The metadata (epoch, global_step, steps_per_epoch, ...) of the newest readable
+    checkpoint, or None when there is none."""
+    try:
+        checkpoint = checkpoints.latest(backup_dir, warn=None)
+    except checkpoints.CheckpointError:
         return None
-    return json.loads(path.read_text())
+    return checkpoint.metadata if checkpoint else None
 
 
 class NaNGuard(keras.callbacks.Callback):
-    """Stops training when the loss is NaN/inf and says where the last good checkpoint is."""
+    """Stops training when the loss becomes NaN/inf (at a step), or at an epoch's end when a
+    validation loss or a weight did (the training loss can stay finite while the weights
+    grow until the outputs overflow), and says where the last good checkpoint is
+    (`shared.training.fit` then raises TrainingDivergedError with `message`). Put it first
+    among the callbacks, so nothing saves the epoch it stops."""
 
     def __init__(self, backup: AtomicBackupAndRestore | None = None):
         super().__init__()
@@ -93,29 +125,41 @@ class NaNGuard(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is None or math.isfinite(float(loss)):
+        if loss is not None and not math.isfinite(float(loss)):
+            self._stop(f"the loss became {loss} at epoch {self._epoch + 1}, step {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.message:
             return
+        for key, value in (logs or {}).items():
+            if key.endswith("loss") and not math.isfinite(float(value)):
+                return self._stop(f"the {key} became {value} at the end of epoch {epoch + 1}")
+        if not weights_finite(self.model):
+            self._stop(f"the weights became non-finite at the end of epoch {epoch + 1}")
+
+    def _stop(self, what: str) -> None:
         self.model.stop_training = True
-        where = "no checkpoint was written yet"
+        where = "No checkpoint was written yet; fix the cause and train again"
         if self.backup is not None:
             self.backup.unhealthy = True
             state = read_backup_state(self.backup.backup_dir)
             if state:
-                where = (f"the last good checkpoint (end of epoch {state['epoch']}) is kept in "
+                where = (f"The last good checkpoint (end of epoch {state['epoch']}) is kept in "
                          f"{self.backup.backup_dir}; fix the cause and rerun with --resume")
-        self.message = (f"Training stopped: the loss became {loss} at epoch {self._epoch + 1}, "
-                        f"step {batch + 1}. {where}. Typical causes: a learning rate that is too "
-                        "high (try --set train.learning_rate=...), float16 overflow (try "
-                        "--precision float32) or bad input values.")
-        print(self.message, flush=True)
+        self.message = (f"Training stopped: {what}; no model was saved. {where}. Typical "
+                        "causes: a learning rate that is too high (try --set "
+                        "train.learning_rate=...), float16 overflow (try --precision float32) "
+                        "or bad input values.")
 
 
 class BestWeights(keras.callbacks.Callback):
-    """Keeps the weights of the best epoch (by `monitor`) in an atomically written file."""
+    """Keeps the weights of the best epoch (by `monitor`) in an atomically written file;
+    never non-finite weights (a NaN epoch can still end with a finite validation metric)."""
 
-    def __init__(self, path: str | Path, monitor: str = "val_loss", mode: str = "min"):
+    def __init__(self, path: str | Path, monitor: str = "val_loss", mode: str = "min",
+                 guard: NaNGuard | None = None):
         super().__init__()
-        self.path, self.monitor, self.mode = Path(path), monitor, mode
+        self.path, self.monitor, self.mode, self.guard = Path(path), monitor, mode, guard
         self.best = math.inf if mode == "min" else -math.inf
         self.best_epoch = None
 
@@ -124,7 +168,7 @@ class BestWeights(keras.callbacks.Callback):
         if value is None or not math.isfinite(float(value)):
             return
         better = value < self.best if self.mode == "min" else value > self.best
-        if better:
+        if better and not (self.guard and self.guard.message) and weights_finite(self.model):
             self.best, self.best_epoch = float(value), epoch + 1
             with atomic_file(self.path, suffix=".weights.h5") as tmp:
                 self.model.save_weights(str(tmp))
@@ -146,7 +190,8 @@ class AverageLastEpochs(keras.callbacks.Callback):
         return self.folder / f"epoch-{epoch_number:04d}.weights.h5"
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 > self.epochs - self.count and not (self.guard and self.guard.message):
+        if (epoch + 1 > self.epochs - self.count and not (self.guard and self.guard.message)
+                and weights_finite(self.model)):
             self.folder.mkdir(parents=True, exist_ok=True)
             with atomic_file(self.path(epoch + 1), suffix=".weights.h5") as tmp:
                 self.model.save_weights(str(tmp))

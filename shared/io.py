@@ -1,7 +1,9 @@
 """Atomic file writes: nothing a user asked for is ever left half-written.
 
 Every writer creates a temporary sibling of the target, fills it, then renames it over the
-target with `os.replace`, which is atomic on POSIX filesystems.
+target with `os.replace`, which is atomic on POSIX filesystems. Temporaries are named
+`.<target>.<pid>.<random>.tmp...`, so the next write of the same target removes the ones a
+killed process left behind (`remove_stale_temporaries`), and never a live process's.
 """
 
 from __future__ import annotations
@@ -9,9 +11,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
+
+# .<name>.<pid>.<8 random chars>.tmp[suffix] (or .old: a target moved aside by atomic_dir)
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.(?P<kind>tmp|old)")
+_LEGACY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")  # written before the pid was in the name
+LEGACY_STALE_SECONDS = 3600.0
+
+
+class NotWritableError(ValueError):
+    """A folder the command must write to cannot be written; the message says which and why."""
 
 
 def _umask() -> int:
@@ -20,10 +33,89 @@ def _umask() -> int:
     return mask
 
 
+def _prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process, or a number we cannot check: leave it
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Removes the temporaries that killed processes left in `folder` (for target `name`, or
+    for every target): those of a process that no longer runs and, for `name`, unnamed ones
+    older than an hour (written before temporaries carried the pid). A target that a kill
+    left moved aside (between atomic_dir's two renames) is put back. Returns what it removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in folder.iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if match and (name is None or match["name"] == name):
+            if _alive(int(match["pid"])):
+                continue
+            target = folder / match["name"]
+            if match["kind"] == "old" and not target.exists():
+                os.replace(entry, target)  # the kill came between the two renames
+                continue
+        elif name is not None and (_LEGACY.match(entry.name) or entry.name == f".{name}.old"):
+            legacy = _LEGACY.match(entry.name)
+            if legacy and legacy["name"] != name:
+                continue
+            if not legacy and not (folder / name).exists():
+                os.replace(entry, folder / name)
+                continue
+            if legacy and time.time() - entry.lstat().st_mtime < LEGACY_STALE_SECONDS:
+                continue
+        else:
+            continue
+        _remove(entry)
+        removed.append(entry)
+    return removed
+
+
+def check_writable(folder: str | os.PathLike, what: str = "the run folder") -> None:
+    """Raises NotWritableError, one clear line, when `folder` (or, if it does not exist yet,
+    the nearest existing folder above it, where it would be created) cannot be written.
+    Creates nothing that stays."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    hint = "Pass a folder you can write to (--workdir / --out / --reports-dir)."
+    if not existing.is_dir():
+        raise NotWritableError(f"Cannot write {what} {folder}: {existing} is a file, not a "
+                               f"folder. {hint}")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".kts-write-check.", dir=existing)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise NotWritableError(f"Cannot write {what} {folder}: {reason} ({existing}). "
+                               f"{hint}") from None
+
+
 def _tmp_sibling(path: Path, suffix: str = "") -> Path:
     """A temporary file beside `path`, with the permissions a plain `open()` would give
     (mkstemp makes 0600 files, and os.replace would carry that onto the target)."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=_prefix(path), suffix=f".tmp{suffix}", dir=path.parent)
     os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     return Path(name)
@@ -59,6 +151,7 @@ def atomic_file(path: str | os.PathLike, suffix: str = ""):
     check the extension); on success it replaces `path`, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent, path.name)
     tmp = _tmp_sibling(path, suffix)
     tmp.unlink()  # some savers refuse to overwrite
     try:
@@ -68,21 +161,52 @@ def atomic_file(path: str | os.PathLike, suffix: str = ""):
         tmp.unlink(missing_ok=True)
 
 
+def _fsync_tree(folder: Path) -> None:
+    """Flushes every file under `folder` to disk, so a renamed folder is complete after a
+    power cut too (a kill alone cannot tear it)."""
+    for root, _dirs, files in os.walk(folder):
+        for file in files:
+            fd = os.open(os.path.join(root, file), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+@contextlib.contextmanager
+def temporary_dir_beside(path: str | os.PathLike):
+    """Yields a scratch folder beside `path` (not in /tmp, so a kill leaves nothing outside the
+    run folder); removed afterwards, or by the next write of `path` if the process is killed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent, path.name)
+    scratch = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike):
     """Yields a temporary folder to fill; on success it replaces the folder `path` whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path.parent, path.name)
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
     tmp.chmod(0o777 & ~_umask())
-    old = path.parent / f".{path.name}.old"
+    old = tmp.with_name(tmp.name[:-len(".tmp")] + ".old")
     try:
         yield tmp
-        if old.exists():
-            shutil.rmtree(old)
+        _fsync_tree(tmp)
         if path.exists():
             os.replace(path, old)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)  # a kill just before this: the next write puts `old` back
+        except BaseException:
+            if old.exists() and not path.exists():
+                os.replace(old, path)
+            raise
         shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():

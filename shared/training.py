@@ -2,13 +2,15 @@
 
 `fit()` is the only training loop. Exact resume after a kill: the atomic backup restores
 weights + optimizer state at the last finished epoch, and the training pipeline is rebuilt
-starting at that epoch's global step (see `pipelines.builder.train_dataset`).
+starting at that epoch's global step (see `pipelines.builder.train_dataset`). A run whose
+loss becomes NaN/inf raises TrainingDivergedError: it never returns a broken model.
 """
 
 from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import math
 import shutil
 import time
@@ -18,15 +20,17 @@ from pathlib import Path
 
 import keras
 
+from shared import checkpoints
 from shared.callbacks import (
     AtomicBackupAndRestore,
     AverageLastEpochs,
     BestWeights,
     EpochSeconds,
     NaNGuard,
-    read_backup_state,
 )
+from shared.checkpoints import TrainingDivergedError
 from shared.config import TrainConfig
+from shared.io import atomic_write_text
 from shared.runtime import tensorflow_available
 
 
@@ -99,6 +103,24 @@ def read_history(csv_path: str | Path) -> dict[str, list[float]]:
     return history
 
 
+def trim_history(csv_path: str | Path, epochs: int) -> None:
+    """Keeps the CSV log's rows of the first `epochs` epochs: a resume from an earlier
+    checkpoint (the newest was damaged) must not leave the later rows twice."""
+    path = Path(csv_path)
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or "epoch" not in rows[0]:
+        return
+    column = rows[0].index("epoch")
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(float(row[column])) < epochs]
+    if len(kept) != len(rows):
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(kept)
+        atomic_write_text(path, text.getvalue())
+
+
 def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validation_data,
         config: TrainConfig, steps_per_epoch: int, checkpoints_dir: Path, logs_dir: Path,
         resume: bool = False, verbose: int = 1, monitor: str = "val_loss",
@@ -107,7 +129,8 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
     """Runs `model.fit` with the suite's callbacks; returns {history, stopped_reason, ...}.
 
     `make_train_data(start_step)` builds the training stream starting at a global step.
-    Without `resume`, earlier checkpoints and logs in these folders are cleared.
+    Without `resume`, earlier checkpoints and logs in these folders are cleared. Raises
+    TrainingDivergedError when the loss becomes NaN/inf (the model in memory is then broken).
     """
     backup_dir = Path(checkpoints_dir) / "backup"
     epochs = epochs or config.epochs
@@ -116,7 +139,8 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
         shutil.rmtree(Path(logs_dir), ignore_errors=True)
         shutil.rmtree(Path(checkpoints_dir) / "epochs", ignore_errors=True)
     Path(logs_dir).mkdir(parents=True, exist_ok=True)
-    state = read_backup_state(backup_dir) if resume else None
+    restore = checkpoints.latest(backup_dir) if resume else None
+    state = restore.metadata if restore else None
     start_step = 0
     if state:
         if state["steps_per_epoch"] != steps_per_epoch:
@@ -125,18 +149,19 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
                 f"{state['steps_per_epoch']}, this run has {steps_per_epoch} (batch size or data "
                 "changed). Start a new run without --resume.")
         start_step = state["global_step"]
-        print(f"Resuming from {backup_dir}: epoch {state['epoch']}, step {start_step}.")
+        trim_history(Path(logs_dir) / "history.csv", state["epoch"])
+        print(f"Resuming from {restore.weights.parent}: epoch {state['epoch']}, step {start_step}.")
     elif resume:
         print(f"--resume: no checkpoint in {backup_dir}; starting from scratch.")
 
-    backup = AtomicBackupAndRestore(backup_dir, steps_per_epoch)
+    backup = AtomicBackupAndRestore(backup_dir, steps_per_epoch, restore)
     nan_guard = NaNGuard(backup)
     callbacks = [
+        nan_guard,  # first: at an epoch's end it decides before anything saves that epoch
         backup,
-        nan_guard,
         EpochSeconds(),  # before the CSV logger, which then records it
         keras.callbacks.CSVLogger(str(Path(logs_dir) / "history.csv"), append=bool(state)),
-        BestWeights(Path(checkpoints_dir) / "best.weights.h5", monitor, monitor_mode),
+        BestWeights(Path(checkpoints_dir) / "best.weights.h5", monitor, monitor_mode, nan_guard),
     ]
     if tensorflow_available() and importlib.util.find_spec("tensorboard") is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(Path(logs_dir) / "tensorboard")))
@@ -158,6 +183,8 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
         model.fit(make_train_data(start_step), validation_data=validation_data, epochs=epochs,
                   steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
                   shuffle=False)
+    if nan_guard.message:
+        raise TrainingDivergedError(nan_guard.message)
     history = read_history(Path(logs_dir) / "history.csv")
     return {
         "history": history,

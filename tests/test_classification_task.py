@@ -22,7 +22,7 @@ def smoke_run(tmp_path_factory, data_root):
 
 def test_run_writes_every_artifact(smoke_run):
     for name in ("config.json", "model.keras", "training.json", "timings.json",
-                 "logs/history.csv", "checkpoints/backup/training_metadata.json",
+                 "logs/history.csv", "checkpoints/backup/epoch-0004/training_metadata.json",
                  "evaluation/results.json", "report/report.json", "report/index.html",
                  "report/confusion_matrix.png", "report/training_curves.png"):
         assert (smoke_run / name).exists(), name
@@ -176,7 +176,7 @@ def test_transfer_learning_freezes_then_fine_tunes(smoke_run, tmp_path, data_roo
 
     final = keras.models.load_model(tmp_path / "tl/model.keras")
     after_frozen_phase = keras.models.load_model(tmp_path / "tl/model.keras")
-    after_frozen_phase.load_weights(tmp_path / "tl/checkpoints/frozen/backup/latest.weights.h5")
+    after_frozen_phase.load_weights(tmp_path / "tl/checkpoints/frozen/backup/epoch-0001/model.weights.h5")
     for loaded, original in zip(backbone(after_frozen_phase), backbone(source), strict=True):
         np.testing.assert_array_equal(loaded, original)  # frozen means untouched, BN too
     assert any(not np.allclose(a, b) for a, b in zip(backbone(final), backbone(source),

@@ -33,6 +33,7 @@ def test_step_decay_schedule():
 def test_nan_guard_stops_and_keeps_the_last_good_backup(tmp_path):
     import keras
 
+    from shared import checkpoints
     from shared.callbacks import AtomicBackupAndRestore, NaNGuard
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
@@ -41,12 +42,16 @@ def test_nan_guard_stops_and_keeps_the_last_good_backup(tmp_path):
     guard = NaNGuard(backup)
     x = np.ones((4, 2), np.float32)
     model.fit(x, np.ones((4, 1)), epochs=1, verbose=0, callbacks=[backup, guard])
-    good = (tmp_path / "backup" / "latest.weights.h5").read_bytes()
+    good = (tmp_path / "backup" / "epoch-0001" / checkpoints.WEIGHTS).read_bytes()
     bad_y = np.full((4, 1), np.nan, np.float32)
+    backup = AtomicBackupAndRestore(tmp_path / "backup", steps_per_epoch=1,
+                                    restore=checkpoints.latest(tmp_path / "backup"))
+    guard = NaNGuard(backup)
     model.fit(x, bad_y, epochs=2, verbose=0, callbacks=[backup, guard])
     assert model.stop_training and "loss became nan" in guard.message
     assert "end of epoch 1" in guard.message
-    assert (tmp_path / "backup" / "latest.weights.h5").read_bytes() == good
+    assert (tmp_path / "backup" / "epoch-0001" / checkpoints.WEIGHTS).read_bytes() == good
+    assert checkpoints.folders(tmp_path / "backup") == [tmp_path / "backup" / "epoch-0001"]
     assert not math.isfinite(float("nan"))
 
 
