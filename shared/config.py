@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -174,12 +175,18 @@ def apply_overrides(cfg, overrides: list[str]):
     return cfg
 
 
-def validate(cfg) -> None:
-    """Calls `validate()` on the config and every nested section that has one."""
+def validate(cfg, prefix: str = "") -> None:
+    """Rejects non-finite numbers (NaN, inf) in every field, then calls `validate()` on the
+    config and every nested section that has one."""
     for name in _fields(cfg):
         value = getattr(cfg, name)
         if dataclasses.is_dataclass(value):
-            validate(value)
+            validate(value, f"{prefix}{name}.")
+            continue
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(f"{prefix}{name} must be a finite number. Received: "
+                                  f"{prefix}{name}={value!r}")
     if hasattr(cfg, "validate"):
         cfg.validate()
 
