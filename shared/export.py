@@ -9,11 +9,12 @@ wrappers; without TF the SavedModel step is skipped with a clear message.
 
 from __future__ import annotations
 
-import tempfile
+import io
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from shared.io import atomic_dir, atomic_file
+from shared.io import atomic_dir, atomic_file, temporary_dir_beside
 from shared.runtime import tensorflow_available
 
 TF_MISSING = ("TensorFlow is not installed, so the SavedModel export was skipped (model.keras "
@@ -25,6 +26,45 @@ def save_keras(model, path: str | Path) -> Path:
     path = Path(path)
     with atomic_file(path, suffix=".keras") as tmp:
         model.save(str(tmp))
+    return path
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be used; the message names it and says what to do."""
+
+
+def check_keras_file(path: str | Path, retrain: str = "retrain") -> Path:
+    """Checks that a `.keras` file is whole (its zip reads back) and that its weights are all
+    finite, without Keras; ModelFileError naming the file and `retrain` (the command to run)
+    otherwise. Keras alone says "File not found" for a truncated file and loads NaN weights."""
+    import h5py
+    import numpy as np
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+            if damaged is not None:
+                raise zipfile.BadZipFile(f"member {damaged} fails its CRC check")
+            weights = archive.read("model.weights.h5")
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError) as err:
+        raise ModelFileError(f"{path} is damaged (truncated or not a .keras model: {err}). "
+                             f"Train again ({retrain}) or restore the file from a copy.") from None
+    broken: list[str] = []
+
+    def check(name, item):
+        if isinstance(item, h5py.Dataset) and np.issubdtype(item.dtype, np.floating):
+            if not np.isfinite(item[()]).all():
+                broken.append(name)
+        return None
+
+    with h5py.File(io.BytesIO(weights), "r") as file:
+        file.visititems(check)
+    if broken:
+        raise ModelFileError(
+            f"{path} holds non-finite weights (NaN or inf, {len(broken)} arrays, e.g. "
+            f"{broken[0]}): the training that wrote it diverged. Train again with a lower "
+            f"learning rate ({retrain} --set train.learning_rate=...).")
     return path
 
 
@@ -40,7 +80,9 @@ def export_saved_model(model, export_dir: str | Path,
     import tensorflow as tf
 
     export_dir = Path(export_dir)
-    with tempfile.TemporaryDirectory(prefix="kts-export-") as scratch:
+    # Scratch beside the target, not in /tmp: a killed export leaves nothing elsewhere, and
+    # the next export removes what it left (shared.io.remove_stale_temporaries).
+    with temporary_dir_beside(export_dir) as scratch:
         raw_dir = Path(scratch) / "raw"
         extra = {"input_signature": input_signature} if input_signature is not None else {}
         import keras

@@ -38,12 +38,16 @@ class RunDir:
     training_json = property(lambda self: self.root / "training.json")
 
     def require_model(self) -> Path:
+        """model.keras, checked: a clear error when it is missing, damaged (truncated) or
+        holds non-finite weights, naming the file and the command that writes it again."""
+        from shared.export import check_keras_file
+
+        train = f"kts {self.task or '<task>'} train --workdir {self.root}"
         if not self.model_keras.exists():
             raise FileNotFoundError(
                 f"No trained model at {self.model_keras}. Train first "
-                f"(kts {self.task or '<task>'} train --workdir {self.root}) or pass the --workdir of a "
-                "trained run.")
-        return self.model_keras
+                f"({train}) or pass the --workdir of a trained run.")
+        return check_keras_file(self.model_keras, train)
 
     def evaluation_results(self) -> dict:
         """evaluation/results.json, or a clear error saying to evaluate first."""
@@ -120,7 +124,14 @@ class Task:
 
     # Stages; each returns something useful for tests (metrics, paths).
     def train(self, run: Run):
-        return self._stage("train")(run)
+        from shared.checkpoints import TrainingDivergedError
+
+        try:
+            return self._stage("train")(run)
+        except TrainingDivergedError:
+            if not run.resume:  # config.json is this run's now: an older model.keras left
+                run.dir.model_keras.unlink(missing_ok=True)  # there would pass as its result
+            raise
 
     def evaluate(self, run: Run) -> dict:
         return self._stage("evaluate")(run)
