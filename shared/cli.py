@@ -66,6 +66,7 @@ def task_parser(task_name: str, aliases: dict | None = None) -> argparse.Argumen
 
 def build_run(task, args):
     from shared import config as config_lib
+    from shared.io import check_writable
     from shared.task import Run, RunDir
 
     preset = args.preset or "demo"
@@ -84,6 +85,12 @@ def build_run(task, args):
         config_lib.apply_overrides(cfg, args.overrides)
         if args.seed is not None:
             cfg.seed = args.seed
+    # Every command writes the run folder (timings.json at least): say so before any work.
+    check_writable(workdir)
+    if getattr(args, "out", None) is not None:
+        check_writable(args.out, "the output folder")
+    if args.command in ("report", "run"):
+        check_writable(args.reports_dir, "the reports folder")
     if args.precision:
         cfg.train.precision = args.precision
     if args.command in ("train", "run"):
