@@ -279,3 +279,54 @@ def test_training_is_deterministic_for_a_seed(tiny_run, tmp_path):
     first = keras.models.load_model(tiny_run / "model.keras").vectors()
     second = keras.models.load_model(tmp_path / "again/model.keras").vectors()
     np.testing.assert_allclose(first, second, atol=1e-6)
+
+
+# GloVe --------------------------------------------------------------------------------------------
+def test_cooccurrence_counts_match_a_plain_loop_and_merge_in_chunks():
+    from tasks.embeddings.glove import cooccurrence
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 7, 300).astype(np.int32)
+    offsets = np.asarray([0, 50, 51, 200, 300])
+    expected = {}
+    for s, e in zip(offsets[:-1], offsets[1:]):
+        for p in range(s, e):
+            for d in range(1, 4):
+                if p + d < e:
+                    for a, b in ((tokens[p], tokens[p + d]), (tokens[p + d], tokens[p])):
+                        expected[(a, b)] = expected.get((a, b), 0.0) + 1.0 / d
+    rows, columns, values = cooccurrence(tokens, offsets, 7, 3, chunk_words=16, max_pending=40)
+    assert len(values) == len(expected)
+    for r, c, v in zip(rows, columns, values):
+        assert v == pytest.approx(expected[(r, c)], rel=1e-5)
+
+
+@pytest.mark.backend
+def test_glove_step_follows_adagrad_on_the_weighted_squared_error():
+    from keras import ops
+
+    from tasks.embeddings.models import GloVe
+
+    model = GloVe(4, 3, seed=1)
+    before = {name: ops.convert_to_numpy(v).copy() for name, v in model.tables().items()}
+    batch = {"row_ids": np.asarray([1, 4], np.int32), "column_ids": np.asarray([2, 4], np.int32),
+             "row_index": np.asarray([0], np.int32), "column_index": np.asarray([0], np.int32),
+             "log_x": np.asarray([np.log(3.0)], np.float32), "weight": np.asarray([0.5], np.float32),
+             "lr": np.asarray([0.05], np.float32)}
+    rows, loss_sum, count = model.sparse_update({k: ops.convert_to_tensor(v) for k, v in before.items()}, batch)
+    w, c = before["word_vectors"][1], before["context_vectors"][2]
+    difference = w @ c + before["word_bias"][1, 0] + before["context_bias"][2, 0] - np.log(3.0)
+    assert float(loss_sum) == pytest.approx(0.5 * 0.5 * difference**2, rel=1e-4) and float(count) == 1
+    gradient = 0.5 * difference * c
+    new_w = ops.convert_to_numpy(rows["word_vectors"][1])[0]
+    np.testing.assert_allclose(new_w, w - 0.05 * gradient / np.sqrt(1 + gradient**2), rtol=1e-5)
+    np.testing.assert_allclose(ops.convert_to_numpy(rows["word_vectors"][1])[1], before["word_vectors"][4])
+
+
+@pytest.mark.backend
+def test_glove_trains_end_to_end(tmp_path):
+    assert run_cli("embeddings", "run", tmp_path / "glove", *TINY, "--set", "model.algorithm=glove",
+                   "--set", "train.epochs=2") == 0
+    training = json.loads((tmp_path / "glove/training.json").read_text())
+    assert len(training["loss"]) == 2 and training["loss"][1] < training["loss"][0]
+    assert (tmp_path / "glove/export/vectors.txt").exists()

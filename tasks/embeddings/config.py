@@ -36,7 +36,7 @@ class DataConfig:
 
 @dataclasses.dataclass
 class ModelConfig:
-    algorithm: Literal["skipgram", "cbow"] = "skipgram"
+    algorithm: Literal["skipgram", "cbow", "glove"] = "skipgram"
     dim: int = 100
     window: int = 5
     negative: int = 5
@@ -44,6 +44,11 @@ class ModelConfig:
     alpha: float = 0.025  # learning rate at the start, decayed linearly to min_alpha
     min_alpha: float = 1e-4
     words_per_batch: int = 1024  # corpus words per training step
+    # GloVe (algorithm=glove; window is the co-occurrence window, epochs = train.epochs)
+    x_max: float = 100.0
+    glove_alpha: float = 0.75  # f(x) = min(1, (x / x_max)^glove_alpha)
+    glove_learning_rate: float = 0.05  # AdaGrad
+    glove_batch_size: int = 4096  # co-occurrence entries per step
 
     def validate(self):
         for key in ("dim", "window", "negative", "words_per_batch"):
@@ -88,6 +93,17 @@ def nltk_cbow() -> EmbeddingsConfig:
     return cfg
 
 
+def nltk_glove() -> EmbeddingsConfig:
+    """GloVe on the whole NLTK kit: symmetric window 5 (1/distance weights), x_max 100,
+    alpha 0.75, AdaGrad 0.05, dim 100, min_count 5, 15 epochs over the co-occurrences.
+    Command: kts embeddings run --preset nltk-glove
+    Expect: not measured yet (the GloVe C tool is the peer, issue 18)."""
+    cfg = EmbeddingsConfig()
+    cfg.model.algorithm = "glove"
+    cfg.train.epochs = 15
+    return cfg
+
+
 def demo() -> EmbeddingsConfig:
     """`make demo`: skip-gram on abc + state_union + inaugural (about 1.2M words), 1 epoch.
     Command: kts embeddings run --preset demo
@@ -111,4 +127,5 @@ def smoke() -> EmbeddingsConfig:
     return cfg
 
 
-PRESETS = {"smoke": smoke, "demo": demo, "nltk-sg": nltk_sg, "nltk-cbow": nltk_cbow}
+PRESETS = {"smoke": smoke, "demo": demo, "nltk-sg": nltk_sg, "nltk-cbow": nltk_cbow,
+           "nltk-glove": nltk_glove}

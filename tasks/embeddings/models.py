@@ -147,3 +147,67 @@ class Word2Vec(SparseRowModel):
     def vectors(self):
         """The word vectors as numpy [vocab, dim] (padding row dropped)."""
         return ops.convert_to_numpy(self.input_vectors)[: self.vocab_size]
+
+
+@keras.saving.register_keras_serializable(package="kts_embeddings")
+class GloVe(SparseRowModel):
+    """GloVe: word vectors W, context vectors W~ and biases b, b~ ([vocab + 1, ...]; row
+    `vocab_size` is padding), fitted to log co-occurrence counts by weighted least squares,
+    loss = 1/2 sum f(x) (w_i . w~_j + b_i + b~_j - log x)^2 with f(x) = min(1, (x/x_max)^alpha),
+    with AdaGrad (squared-gradient sums start at 1, as in GloVe's C code). Word vectors are
+    W + W~. Initialised as the C code: uniform in +-0.5/dim."""
+
+    table_names = ("word_vectors", "context_vectors", "word_bias", "context_bias",
+                   "word_vectors_g2", "context_vectors_g2", "word_bias_g2", "context_bias_g2")
+
+    def __init__(self, vocab_size: int, dim: int, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.dim, self.seed = int(vocab_size), int(dim), int(seed)
+        rows = self.vocab_size + 1
+        for index, (name, width) in enumerate((("word_vectors", dim), ("context_vectors", dim),
+                                               ("word_bias", 1), ("context_bias", 1))):
+            init = keras.initializers.RandomUniform(-0.5 / dim, 0.5 / dim, seed=self.seed + index)
+            setattr(self, name, self.add_weight(shape=(rows, width), name=name, initializer=init))
+            setattr(self, f"{name}_g2", self.add_weight(shape=(rows, width), name=f"{name}_g2",
+                                                        initializer="ones", trainable=False))
+        self.built = True
+
+    def call(self, ids):
+        return ops.take(self.word_vectors, ids, axis=0) + ops.take(self.context_vectors, ids, axis=0)
+
+    def sparse_update(self, values, batch):
+        row_ids, column_ids = batch["row_ids"], batch["column_ids"]
+        gathered = {name: ops.take(values[name], row_ids if name.startswith("word") else column_ids, axis=0)
+                    for name in self.table_names}
+        w = ops.take(gathered["word_vectors"], batch["row_index"], axis=0)
+        c = ops.take(gathered["context_vectors"], batch["column_index"], axis=0)
+        bw = ops.take(gathered["word_bias"], batch["row_index"], axis=0)[:, 0]
+        bc = ops.take(gathered["context_bias"], batch["column_index"], axis=0)[:, 0]
+        difference = ops.sum(w * c, axis=1) + bw + bc - batch["log_x"]
+        weighted = batch["weight"] * difference  # d loss / d (w . c + b + b~)
+        loss_sum = 0.5 * ops.sum(weighted * difference)
+
+        def aggregate(gradient, index, like):
+            return ops.segment_sum(gradient, index, num_segments=ops.shape(like)[0])
+
+        gradients = {
+            "word_vectors": aggregate(weighted[:, None] * c, batch["row_index"], row_ids),
+            "context_vectors": aggregate(weighted[:, None] * w, batch["column_index"], column_ids),
+            "word_bias": aggregate(weighted[:, None], batch["row_index"], row_ids),
+            "context_bias": aggregate(weighted[:, None], batch["column_index"], column_ids),
+        }
+        lr = ops.cast(batch["lr"][0], w.dtype)
+        rows = {}
+        for name, gradient in gradients.items():
+            ids = row_ids if name.startswith("word") else column_ids
+            squares = gathered[f"{name}_g2"] + ops.square(gradient)
+            rows[name] = (ids, gathered[name] - lr * gradient / ops.sqrt(squares))
+            rows[f"{name}_g2"] = (ids, squares)
+        return rows, loss_sum, ops.cast(ops.shape(difference)[0], w.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim, "seed": self.seed}
+
+    def vectors(self):
+        total = ops.convert_to_numpy(self.word_vectors) + ops.convert_to_numpy(self.context_vectors)
+        return total[: self.vocab_size]

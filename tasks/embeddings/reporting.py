@@ -33,7 +33,7 @@ def pca_plot(words: list[str], points: list[list[float]]) -> bytes:
     return buffer.getvalue()
 
 
-def loss_plot(loss: list[float], words_per_second: list[float]) -> bytes:
+def loss_plot(loss: list[float], words_per_second: list[float], title: str) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,7 +42,7 @@ def loss_plot(loss: list[float], words_per_second: list[float]) -> bytes:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     epochs = range(1, len(loss) + 1)
     axes[0].plot(epochs, loss, "-o", markersize=3)
-    axes[0].set_title("negative-sampling loss per example")
+    axes[0].set_title(title)
     axes[1].plot(range(1, len(words_per_second) + 1), words_per_second, "-o", markersize=3)
     axes[1].set_title("training words / s")
     for ax in axes:
@@ -78,9 +78,12 @@ def report(run: Run) -> Path:
     if training.get("stopped_reason"):
         rep.add_text("Training stopped early", training["stopped_reason"])
     if training["loss"]:
-        rep.add_figure("loss", loss_plot(training["loss"], training["words_per_second"]),
-                       "Mean negative-sampling loss per training example, and training words per second, "
-                       "per epoch.")
+        glove = config.model.algorithm == "glove"
+        title = "GloVe weighted squared error" if glove else "negative-sampling loss per example"
+        rep.add_figure("loss", loss_plot(training["loss"], training["words_per_second"], title),
+                       ("Mean of 1/2 f(x) (w.w~ + b + b~ - log x)^2 per co-occurrence entry" if glove else
+                        "Mean negative-sampling loss per training example (target and noise words)")
+                       + ", and corpus words per second of training, per epoch.")
     rep.add_table("Analogies (3CosAdd)", ["part", "accuracy", "answered"],
                   [["all", _value(analogy["accuracy"], True), analogy["answered"]],
                    ["semantic", _value(analogy["semantic"], True), ""],

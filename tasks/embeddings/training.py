@@ -12,12 +12,19 @@ from shared.io import atomic_write_json
 from shared.task import Run
 from tasks.embeddings import data as data_lib
 from tasks.embeddings.config import EmbeddingsConfig
-from tasks.embeddings.models import Word2Vec
+from tasks.embeddings.glove import GloveBatches, cooccurrence
+from tasks.embeddings.models import GloVe, Word2Vec
 from tasks.embeddings.sampling import Word2VecBatches
 
 
-def make_batches(config: EmbeddingsConfig, corpus) -> Word2VecBatches:
+def make_batches(config: EmbeddingsConfig, corpus):
     model = config.model
+    if model.algorithm == "glove":
+        rows, columns, values = cooccurrence(corpus.tokens, corpus.offsets, corpus.vocab_size, model.window)
+        print(f"embeddings: {len(values):,} nonzero co-occurrences (window {model.window})")
+        return GloveBatches(rows, columns, values, corpus.vocab_size, batch_size=model.glove_batch_size,
+                            x_max=model.x_max, alpha=model.glove_alpha, learning_rate=model.glove_learning_rate,
+                            seed=config.seed)
     return Word2VecBatches(corpus.tokens, corpus.offsets, corpus.counts, sg=model.algorithm == "skipgram",
                            window=model.window, negative=model.negative, sample=model.sample, alpha=model.alpha,
                            min_alpha=model.min_alpha, epochs=config.train.epochs,
@@ -25,7 +32,10 @@ def make_batches(config: EmbeddingsConfig, corpus) -> Word2VecBatches:
 
 
 def build(config: EmbeddingsConfig, vocab_size: int) -> keras.Model:
-    model = Word2Vec(vocab_size, config.model.dim, seed=config.seed, name="word2vec")
+    if config.model.algorithm == "glove":
+        model = GloVe(vocab_size, config.model.dim, seed=config.seed, name="glove")
+    else:
+        model = Word2Vec(vocab_size, config.model.dim, seed=config.seed, name="word2vec")
     # the optimizer is never used (train_step writes the rows itself); fit() needs one
     model.compile(optimizer=keras.optimizers.SGD(), jit_compile=training.jit_compile_flag(config.train))
     return model
