@@ -330,3 +330,30 @@ def test_glove_trains_end_to_end(tmp_path):
     training = json.loads((tmp_path / "glove/training.json").read_text())
     assert len(training["loss"]) == 2 and training["loss"][1] < training["loss"][0]
     assert (tmp_path / "glove/export/vectors.txt").exists()
+
+
+@pytest.mark.backend
+def test_resume_after_a_kill_is_exact(tmp_path, monkeypatch):
+    import keras
+
+    import shared.training
+    import tasks.embeddings.models  # noqa: F401 - registers the model class
+
+    args = (*TINY, "--set", "train.epochs=2")
+    assert run_cli("embeddings", "train", tmp_path / "straight", *args) == 0
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("simulated kill")
+
+    real_fit = shared.training.fit
+    monkeypatch.setattr(shared.training, "fit", lambda *a, **k: real_fit(*a, **{**k, "extra_callbacks": [Kill()]}))
+    with pytest.raises(KeyboardInterrupt):
+        run_cli("embeddings", "train", tmp_path / "killed", *args)
+    monkeypatch.setattr(shared.training, "fit", real_fit)
+    assert run_cli("embeddings", "train", tmp_path / "killed", "--resume") == 0
+    straight = keras.models.load_model(tmp_path / "straight/model.keras").vectors()
+    resumed = keras.models.load_model(tmp_path / "killed/model.keras").vectors()
+    np.testing.assert_allclose(straight, resumed, atol=1e-6)
+    assert json.loads((tmp_path / "killed/training.json").read_text())["resumed_from_step"] > 0
