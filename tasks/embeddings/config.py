@@ -107,7 +107,10 @@ def nltk_glove() -> EmbeddingsConfig:
 def demo() -> EmbeddingsConfig:
     """`make demo`: skip-gram on abc + state_union + inaugural (about 1.2M words), 1 epoch.
     Command: kts embeddings run --preset demo
-    Expect: a few minutes on 2 CPU cores; neighbours start to make sense, analogy a few %."""
+    Expect: measured (2026-12-02, TF, 2 CPU cores shared with other jobs): 1,135,921 training
+    words, vocabulary 12,448, 25 s of training (46k words/s), analogy 0.79%, WordSim353 0.059,
+    SimLex-999 0.065 (gensim on the same corpus and settings: 0.94%, 0.067, 0.066). One
+    epoch of 1.1M words is too little for good vectors; this preset shows the plumbing."""
     cfg = EmbeddingsConfig()
     cfg.data.corpora = ("abc", "state_union", "inaugural")
     cfg.train.epochs = 1
@@ -117,7 +120,7 @@ def demo() -> EmbeddingsConfig:
 def smoke() -> EmbeddingsConfig:
     """Tests: inaugural addresses, the first 60,000 words, dim 32, 1 epoch.
     Command: kts embeddings run --preset smoke
-    Expect: seconds; the plumbing, not the quality (analogy ~0)."""
+    Expect: ~3 s of training; the plumbing, not the quality (analogy ~0)."""
     cfg = EmbeddingsConfig()
     cfg.data.corpora = ("inaugural",)
     cfg.data.max_words = 60000
