@@ -357,3 +357,21 @@ def test_resume_after_a_kill_is_exact(tmp_path, monkeypatch):
     resumed = keras.models.load_model(tmp_path / "killed/model.keras").vectors()
     np.testing.assert_allclose(straight, resumed, atol=1e-6)
     assert json.loads((tmp_path / "killed/training.json").read_text())["resumed_from_step"] > 0
+
+
+def test_every_preset_is_valid_documented_and_round_trips(tmp_path):
+    from shared import config as config_lib
+    from shared.config import ConfigError
+    from tasks.embeddings.config import PRESETS, EmbeddingsConfig
+
+    assert {"smoke", "demo", "nltk-sg", "nltk-cbow", "nltk-glove"} <= set(PRESETS)
+    for name, factory in PRESETS.items():
+        cfg = factory()
+        config_lib.validate(cfg)
+        doc = factory.__doc__ or ""
+        assert "Command:" in doc and "Expect" in doc, f"preset {name} lacks command/expectation"
+        assert config_lib.load(EmbeddingsConfig, config_lib.save(cfg, tmp_path / f"{name}.json")) == cfg
+    with pytest.raises(ConfigError, match="Unknown data.corpora"):
+        config_lib.apply_overrides(PRESETS["smoke"](), ["data.corpora=brown,reuters"])
+    with pytest.raises(ConfigError, match="data.source=text needs data.path"):
+        config_lib.apply_overrides(PRESETS["smoke"](), ["data.source=text"])
