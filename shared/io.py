@@ -66,28 +66,40 @@ def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None)
         return []
     removed = []
     for entry in folder.iterdir():
-        match = _TEMPORARY.match(entry.name)
-        if match and (name is None or match["name"] == name):
-            if _alive(int(match["pid"])):
-                continue
-            target = folder / match["name"]
-            if match["kind"] == "old" and not target.exists():
-                os.replace(entry, target)  # the kill came between the two renames
-                continue
-        elif name is not None and (_LEGACY.match(entry.name) or entry.name == f".{name}.old"):
-            legacy = _LEGACY.match(entry.name)
-            if legacy and legacy["name"] != name:
-                continue
-            if not legacy and not (folder / name).exists():
-                os.replace(entry, folder / name)
-                continue
-            if legacy and time.time() - entry.lstat().st_mtime < LEGACY_STALE_SECONDS:
-                continue
-        else:
+        try:
+            action = _stale_action(folder, entry, name)
+            if action == "restore":  # the kill came between atomic_dir's two renames
+                os.replace(entry, folder / _target_name(entry.name, name))
+            elif action == "remove":
+                _remove(entry)
+                removed.append(entry)
+        except FileNotFoundError:  # another process cleaned it up first
             continue
-        _remove(entry)
-        removed.append(entry)
     return removed
+
+
+def _target_name(entry: str, name: str | None) -> str:
+    match = _TEMPORARY.match(entry)
+    return match["name"] if match else name
+
+
+def _stale_action(folder: Path, entry: Path, name: str | None) -> str:
+    """"keep", "remove" or "restore" (an `.old` folder whose target is missing)."""
+    match = _TEMPORARY.match(entry.name)
+    if match and (name is None or match["name"] == name):
+        if _alive(int(match["pid"])):
+            return "keep"
+        missing = not (folder / match["name"]).exists()
+        return "restore" if match["kind"] == "old" and missing else "remove"
+    if name is None or match:  # another target's temporary
+        return "keep"
+    if entry.name == f".{name}.old":  # written before temporaries carried the pid
+        return "restore" if not (folder / name).exists() else "remove"
+    legacy = _LEGACY.match(entry.name)
+    if legacy and legacy["name"] == name:
+        old_enough = time.time() - entry.lstat().st_mtime >= LEGACY_STALE_SECONDS
+        return "remove" if old_enough else "keep"
+    return "keep"
 
 
 def check_writable(folder: str | os.PathLike, what: str = "the run folder") -> None:

@@ -181,6 +181,22 @@ def test_only_the_newest_two_checkpoints_are_kept_and_each_is_whole(tmp_path):
         checkpoints.read_metadata(backup / "epoch-0003" / checkpoints.METADATA, 3)
 
 
+def test_a_checkpoint_of_the_earlier_single_file_layout_still_resumes(tmp_path):
+    import h5py
+
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    with h5py.File(backup / "latest.weights.h5", "w") as f:
+        f["layers/dense/vars/0"] = np.ones((2, 2), np.float32)
+    (backup / checkpoints.METADATA).write_text(json.dumps(
+        {"epoch": 3, "batch": 0, "global_step": 30, "steps_per_epoch": 10}))
+    found = checkpoints.latest(backup)
+    assert found.epoch == 3 and found.weights == backup / "latest.weights.h5"
+    checkpoints.write(backup, 4, lambda p: shutil.copy(found.weights, p),
+                      {"global_step": 40, "steps_per_epoch": 10})
+    assert sorted(p.name for p in backup.iterdir()) == ["epoch-0004"]
+
+
 # 2. NaN: rejected in the config; a diverged run saves no model and exits non-zero ---------
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400"])
