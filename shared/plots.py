@@ -87,7 +87,9 @@ def training_curves(history: dict[str, list[float]]) -> bytes:
 
 
 def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], normalize: bool = True) -> bytes:
-    """Rows = true class, columns = predicted; rows normalized to sum 1 when `normalize`.
+    """Rows = true class, columns = predicted. The numbers in the cells are always counts;
+    with `normalize` the colours are each row's share (the row normalised to sum 1, i.e. the
+    recall of the true class), else the counts themselves. The title says which.
 
     Cells are annotated only for <= 15 classes; with many classes every k-th tick is labelled.
     """
@@ -114,7 +116,8 @@ def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], normalize: bool
     ax.set_yticks(ticks, labels, fontsize=7 if n > 15 else 10)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title("confusion matrix" + (" (row-normalized)" if normalize else ""))
+    ax.set_title("confusion matrix: counts" + (", colour = share of the true class (row)"
+                                               if normalize else ""), fontsize=10)
     if n <= 15:
         threshold = (cm.max() if cm.size else 0) / 2
         for i in range(n):
@@ -133,11 +136,14 @@ def image_grid(
     caption_colors: Sequence[str] | None = None,
     cell_inches: tuple[float, float] = (1.7, 2.0),
     interpolation: str = "nearest",
+    legend: Sequence[tuple[str, str, str]] | None = None,
+    caption_size: float = 8,
 ) -> bytes:
     """A grid of (N, H, W, C) uint8 images with one caption each; C=1 is shown grey.
     `cell_inches` (width, height) per image: the default suits thumbnails. `interpolation`
     is matplotlib's: "nearest" shows small images pixel by pixel; photos shrunk into a cell
-    (detections with thin drawn boxes) read better "antialiased"."""
+    (detections with thin drawn boxes) read better "antialiased". `legend`: (label, colour,
+    line style) entries drawn as one row above the grid (what drawn boxes mean)."""
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
@@ -161,8 +167,15 @@ def image_grid(
         else:
             ax.imshow(image[..., :3], interpolation=interpolation)
         color = caption_colors[index] if caption_colors is not None else "black"
-        ax.set_title(str(captions[index]), fontsize=8, color=color)
+        ax.set_title(str(captions[index]), fontsize=caption_size, color=color)
     fig.tight_layout(pad=0.4)
+    if legend:
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color=color, linestyle=style, linewidth=2.5, label=label)
+                   for label, color, style in legend]
+        fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                   ncol=min(len(handles), 4), fontsize=caption_size, frameon=False)
     return _to_png(fig)
 
 

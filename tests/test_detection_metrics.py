@@ -11,6 +11,7 @@ from PIL import Image
 
 from tasks.detection.metrics import box_iou, coco_evaluate, confusion_matrix, speed_summary
 from tasks.detection.plots import (
+    TRUTH_COLOR,
     class_color,
     confusion_png,
     detections_grid_png,
@@ -192,7 +193,7 @@ def test_draw_detections_and_figures():
     assert drawn.shape == (64, 80, 3) and drawn.dtype == np.uint8
     assert tuple(drawn[40, 10]) == class_color(1)  # left edge of the predicted box
     assert tuple(drawn[40, 30]) == (0, 0, 0)  # inside stays untouched
-    assert tuple(drawn[5, 60]) == (255, 255, 255)  # dashed true box starts with a dash
+    assert tuple(drawn[5, 60]) == TRUTH_COLOR  # dashed true box starts with a dash
     assert image.max() == 0  # the input is not modified
     grey = draw_detections(np.zeros((30, 30), np.uint8), np.zeros((0, 4)), [], [], NAMES)
     assert grey.shape == (30, 30, 3)

@@ -45,10 +45,11 @@ def report(run: Run) -> Path:
     history = _history(run)
     if history:
         rep.add_figure("training_curves", plots.training_curves(history),
-                       "Loss and accuracy per epoch (train and validation).")
+                       curves_caption(history))
     confusion = np.array(results["confusion_matrix"])
     rep.add_figure("confusion_matrix", plots.confusion_matrix(confusion, class_names),
-                   "Rows: true class; columns: predicted class (row-normalised).")
+                   "Rows: true class; columns: predicted class. The numbers are test-image "
+                   "counts; the colour is the share of the row (the recall of the true class).")
     per_class = results["per_class"]
     rep.add_figure("per_class_f1", plots.bar_chart({c["class"]: c["f1"] for c in per_class},
                                                    "F1 per class", "F1"))
@@ -64,6 +65,18 @@ def report(run: Run) -> Path:
     update_index(run.reports_dir, "classification", run.dir.report, headline)
     print(f"classification report: {index_html}")
     return index_html
+
+
+def curves_caption(history: dict) -> str:
+    """The training-curves caption, true to what is plotted: validation curves only when the
+    history holds validation numbers (a run without a validation split has none)."""
+    validation = any(key.startswith("val_") and np.isfinite(np.asarray(values, float)).any()
+                     for key, values in history.items())
+    if validation:
+        return ("Loss and accuracy per epoch: train (solid) and validation (dashed; the "
+                "validation split, not the test split).")
+    return ("Loss and accuracy per epoch on the training data only: this run has no "
+            "validation split (data.val_fraction adds one carved from the training data).")
 
 
 def _train_info(training: dict) -> dict:
