@@ -197,3 +197,21 @@ def test_flip_tta_averages_the_image_and_its_mirror():
     expected = 0.5 * (softmax(np.array([[0.0, 1.0, 3.0]])) + softmax(np.array([[3.0, 1.0, 0.0]])))
     np.testing.assert_allclose(averaged, expected, rtol=1e-6)
     assert labels.tolist() == [2]
+
+
+def test_training_curves_caption_says_what_is_plotted():
+    from tasks.classification.reporting import curves_caption
+
+    train_only = {"loss": [1.0, 0.5], "accuracy": [0.5, 0.8],
+                  "val_loss": [float("nan")] * 2}  # a CSV "NA" column is no validation curve
+    assert "training data only" in curves_caption(train_only)
+    assert "validation" not in curves_caption(train_only).split("only")[0]
+    with_val = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7]}
+    assert "validation (dashed" in curves_caption(with_val)
+
+
+def test_predict_names_a_missing_input(smoke_run, tmp_path, capsys):
+    code = main(["classification", "predict", str(tmp_path / "nowhere.png"),
+                 "--workdir", str(smoke_run)])
+    assert code == 2
+    assert f"Input image not found: {tmp_path / 'nowhere.png'}" in capsys.readouterr().err
