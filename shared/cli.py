@@ -118,7 +118,8 @@ def run_task_command(task_name: str, argv: list[str]) -> int:
     args.command = aliases.get(args.command, args.command)
     runtime.select_backend(args.backend, verbose=args.verbose)
     run = build_run(task, args)
-    runtime.seed_everything(run.config.seed)
+    if args.command != "predict":  # inference draws no random numbers; seeding would also
+        runtime.seed_everything(run.config.seed)  # import TensorFlow under JAX (seconds)
     runtime.set_precision(run.config.train.precision)
     if args.command == "run":
         task.run_all(run)

@@ -8,7 +8,6 @@ import numpy as np
 
 from shared.io import atomic_file, atomic_write_json
 from shared.task import Run
-from tasks.classification import data as data_lib
 from tasks.classification.layers import load_model
 
 
@@ -62,6 +61,9 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray, class_
 
 
 def evaluate(run: Run) -> dict:
+    from tasks.classification import data as data_lib  # the grain pipeline; `predict` needs
+    # only `softmax` from here and starts faster without it
+
     config = run.config
     model = load_model(run.dir.require_model())
     splits = data_lib.load_splits(config, run.data_root)

@@ -40,6 +40,7 @@ class TrainingOnly(keras.layers.Layer):
         return cls(**config)
 
 
-def load_model(path) -> keras.Model:
-    """`keras.models.load_model` with this task's custom layers registered (by this import)."""
-    return keras.models.load_model(path)
+def load_model(path, compile: bool = True) -> keras.Model:
+    """`keras.models.load_model` with this task's custom layers registered (by this import);
+    `compile=False` skips the optimizer and metrics (inference only: faster to load)."""
+    return keras.models.load_model(path, compile=compile)

@@ -1,4 +1,8 @@
-"""`kts classification predict IMG...`: top-k classes for image files."""
+"""`kts classification predict IMG...`: top-k classes for image files.
+
+Start-up matters here (users call it from scripts): this module imports no data pipeline,
+plotting or evaluation code, the model is loaded without its training state
+(`compile=False`) and run eagerly (no graph tracing for a handful of images)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from shared.io import atomic_write_json
 from shared.task import Run
 from tasks.classification.evaluation import softmax
 from tasks.classification.layers import load_model
+
+BATCH = 64  # images per eager call
 
 
 def read_image(path: str, size: int, channels: int) -> np.ndarray:
@@ -28,14 +34,19 @@ def read_image(path: str, size: int, channels: int) -> np.ndarray:
 
 
 def predict(run: Run, inputs: list[str], out: Path | None = None) -> list[dict]:
-    model = load_model(run.dir.require_model())
+    for path in inputs:  # a wrong path fails before seconds of model loading
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"Input image not found: {path}")
+    model = load_model(run.dir.require_model(), compile=False)
     results_path = run.dir.evaluation / "results.json"
     channels = int(model.inputs[0].shape[-1])
     size = run.config.data.image_size
     class_names = (json.loads(results_path.read_text())["class_names"]
                    if results_path.exists() else None)
     images = np.stack([read_image(p, size, channels) for p in inputs]).astype(np.float32)
-    probabilities = softmax(np.asarray(model.predict_on_batch(images), np.float32))
+    logits = [np.asarray(model(images[i:i + BATCH], training=False), np.float32)
+              for i in range(0, len(images), BATCH)]
+    probabilities = softmax(np.concatenate(logits))
     k = min(run.config.eval.top_k, probabilities.shape[-1])
     predictions = []
     for path, probs in zip(inputs, probabilities):

@@ -1,4 +1,7 @@
-"""Evaluate stage: COCO mAP (pycocotools), per-class AP, PR curves, confusion matrix, speed."""
+"""Evaluate stage: COCO mAP (pycocotools), per-class AP, PR curves, confusion matrix, speed.
+
+The data pipeline, pycocotools and the training module are imported inside the functions
+that use them: `predict` imports `unletterbox` from here and starts faster without them."""
 
 from __future__ import annotations
 
@@ -10,9 +13,6 @@ import numpy as np
 
 from shared.io import atomic_write_json
 from shared.task import Run
-from tasks.detection import data as data_lib
-from tasks.detection import metrics
-from tasks.detection.training import load
 
 
 def unletterbox(boxes: np.ndarray, letterbox: np.ndarray, orig_size: np.ndarray) -> np.ndarray:
@@ -25,6 +25,8 @@ def unletterbox(boxes: np.ndarray, letterbox: np.ndarray, orig_size: np.ndarray)
 
 def detect(model, config, source) -> tuple[list[dict], dict[str, list[float]]]:
     """Final detections per image of `source` (original pixels) and per-image timings (ms)."""
+    from tasks.detection import data as data_lib
+
     detections, timings = [], {"preprocess": [], "model": [], "nms": []}
     postprocess = _compiled_postprocess(model)
     size = config.data.image_size  # warm up (tracing/compilation) outside the timings
@@ -78,6 +80,10 @@ def ground_truth(source) -> list[dict]:
 
 
 def evaluate(run: Run) -> dict:
+    from tasks.detection import data as data_lib
+    from tasks.detection import metrics
+    from tasks.detection.training import load
+
     config = run.config
     model = load(run.dir.require_model())
     source = data_lib.load_splits(config, run.data_root)["eval"]

@@ -1,4 +1,7 @@
-"""`kts detection predict IMG... --out DIR`: annotated images and a JSON of boxes."""
+"""`kts detection predict IMG... --out DIR`: annotated images and a JSON of boxes.
+
+Start-up matters here: no data pipeline, plotting or COCO evaluation code is imported, and
+the model is loaded without its training state (`compile=False`)."""
 
 from __future__ import annotations
 
@@ -9,12 +12,12 @@ import keras
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+import tasks.detection.detector  # noqa: F401 - registers YoloDetector for loading
 from pipelines.detection_ops import Letterbox
 from shared.io import atomic_write_bytes, atomic_write_json
 from shared.task import Run
 from tasks.detection import plots
 from tasks.detection.evaluation import unletterbox
-from tasks.detection.training import load
 
 
 def _read(path: str) -> np.ndarray:
@@ -30,7 +33,10 @@ def _read(path: str) -> np.ndarray:
 
 def predict(run: Run, inputs: list[str], out: Path | None = None,
             score_threshold: float = 0.25) -> list[dict]:
-    model = load(run.dir.require_model())
+    for path in inputs:  # a wrong path fails before seconds of model loading
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"Input image not found: {path}")
+    model = keras.models.load_model(run.dir.require_model(), compile=False)
     names = json.loads(run.dir.training_json.read_text())["class_names"]
     letterbox = Letterbox(run.config.data.image_size)
     results = []
