@@ -59,3 +59,27 @@ def test_predict_writes_annotated_images(smoke_run, tmp_path):
                    str(tmp_path / "out")) == 0
     assert (tmp_path / "out/cells.png").exists()
     assert json.loads((tmp_path / "out/detections.json").read_text())[0]["path"] == str(image)
+
+
+def test_smoke_report_says_it_is_scored_on_training_images(smoke_run):
+    report = json.loads((smoke_run / "report/report.json").read_text())
+    assert report["metrics"]["scored on"] == "its own 4 training images (not held out)"
+    assert "training images" in report["title"]
+
+
+def test_demo_preset_is_scored_on_held_out_test_images(data_root):
+    from tasks.detection import data as data_lib
+    from tasks.detection.config import demo
+
+    config = demo()
+    assert (config.data.evaluate_on, config.data.eval_limit) == ("test", 0)
+    splits = data_lib.load_splits(config, data_root)
+    assert len(splits["train"]) == 8 and len(splits["eval"]) == 72  # every BCCD test image
+    assert not set(splits["train"].paths) & set(splits["eval"].paths)
+
+
+def test_the_report_names_the_images_it_was_scored_on():
+    from tasks.detection.reporting import scored_on
+
+    assert scored_on("test", 72) == "72 held-out test images"
+    assert "not held out" in scored_on("train", 4)

@@ -42,7 +42,11 @@ def load_splits(config: DetectionConfig, data_root: Path) -> dict:
     evaluation = splits.get(cfg.evaluate_on) or splits.get("val") or train
     if cfg.limit:
         train = _first(train, cfg.limit)
-        evaluation = train if cfg.evaluate_on == "train" else _first(evaluation, cfg.limit)
+        if cfg.evaluate_on == "train":
+            evaluation = train
+    eval_limit = cfg.limit if cfg.eval_limit < 0 else cfg.eval_limit
+    if eval_limit and cfg.evaluate_on != "train":
+        evaluation = _first(evaluation, eval_limit)
     skipped = [{"split": name, **item} for name, source in splits.items()
                for item in [*source.skipped, *source.dropped_boxes]]
     return {"train": train, "eval": evaluation, "skipped": skipped}

@@ -22,13 +22,20 @@ def report(run: Run) -> Path:
     training = json.loads(run.dir.training_json.read_text())
     config = run.config
     names = results["class_names"]
+    scored = scored_on(results["split"], results["images"])
     rep = Report("detection", f"Object detection: {config.data.source} / YOLOv8-"
-                              f"{config.model.variant} at {config.data.image_size} px")
+                              f"{config.model.variant} at {config.data.image_size} px, scored on "
+                              f"{scored}")
     speed = results["speed_ms_per_image"]
     headline = {"mAP@[.5:.95]": results["map"], "mAP@0.5": results["map50"],
-                "mAP@0.75": results["map75"], f"{results['split']} images": results["images"],
+                "mAP@0.75": results["map75"], "scored on": scored,
                 "ms / image": speed.get("total", {}).get("mean_ms", float("nan"))}
     rep.add_metrics(headline)
+    if results["split"] == "train":
+        rep.add_text("Scored on training images", (
+            f"These metrics are measured on the {results['images']} images the model was trained "
+            "on: they show that training works (the model can fit them), not how well it "
+            "detects cells in new images. Set data.evaluate_on=test for held-out images."))
     if training.get("stopped_reason"):
         rep.add_text("Training stopped early", training["stopped_reason"])
     history = read_history(run.dir.history_csv)
@@ -59,6 +66,13 @@ def report(run: Run) -> Path:
     return index_html
 
 
+def scored_on(split: str, images: int) -> str:
+    """Which images the metrics come from, in words for the title and the headline."""
+    if split == "train":
+        return f"its own {images} training images (not held out)"
+    return f"{images} held-out {split} images"
+
+
 def _examples(run: Run, rep: Report, names: list[str]) -> None:
     detections = json.loads((run.dir.evaluation / "detections.json").read_text())
     source = data_lib.load_splits(run.config, run.data_root)["eval"]
@@ -74,7 +88,10 @@ def _examples(run: Run, rep: Report, names: list[str]) -> None:
         captions.append(f"{Path(source.paths[index]).name}\n{int(keep.sum())} found / "
                         f"{len(truth['boxes'])} true")
     if images:
-        rep.add_figure("examples", plots.detections_grid_png(images, captions),
-                       "Predicted boxes (coloured, score >= "
-                       f"{run.config.eval.confusion_score_threshold}) and true boxes (white, "
-                       "dashed).")
+        split = "training" if run.config.data.evaluate_on == "train" else run.config.data.evaluate_on
+        rep.add_figure("examples", plots.detections_grid_png(images, captions,
+                                                             legend=plots.legend_entries(names)),
+                       f"The first {len(images)} {split} images. Predictions: solid boxes in the "
+                       "class colour, labelled with class and score (score >= "
+                       f"{run.config.eval.confusion_score_threshold}); ground truth: dashed cyan "
+                       "boxes.")
