@@ -66,7 +66,8 @@ def nltk_reader(name: str, data_root: str | os.PathLike):
     folder = Path(data_root) / "nltk_data"
     if not (folder / "corpora" / f"{name}.zip").exists() and not (folder / "corpora" / name).is_dir():
         raise FileNotFoundError(f"NLTK corpus {name!r} not found under {folder}/corpora (expected {name}.zip "
-                                "or a folder); set --data-root to the folder holding nltk_data/.")
+                                "or a folder). Fetch it with `kts data fetch nltk-corpora` (needs a network), or set "
+                                "--data-root to the folder holding nltk_data/.")
     import nltk
 
     if str(folder) not in nltk.data.path:
