@@ -280,9 +280,9 @@ def _demo(tmp_path, *extra):
 
 
 def test_demo_with_no_data_runs_what_it_can_and_reports_the_skipped(tmp_path, monkeypatch, capsys):
-    """No kit, no network (`--no-fetch`): detection (BCCD) is skipped with the reason, the
+    """No kit, no network (`--no-fetch`): detection (BCCD) and embeddings (NLTK) are skipped with the reason, the
     others run (stubbed here; tests/test_demo.py runs them for real), a failing one is listed
-    as failed, the index shows all three, and only the failure makes the exit status non-zero."""
+    as failed, the index shows every task, and only the failure makes the exit status non-zero."""
     import shared.cli
 
     ran = []
@@ -301,12 +301,13 @@ def test_demo_with_no_data_runs_what_it_can_and_reports_the_skipped(tmp_path, mo
     assert _demo(tmp_path, "--no-fetch") == 1
     index = json.loads((tmp_path / "reports" / "index.json").read_text())
     assert {t: e["status"] for t, e in index.items()} == {
-        "classification": "ok", "detection": "skipped", "seq2seq": "failed"}
+        "classification": "ok", "detection": "skipped", "seq2seq": "failed", "embeddings": "skipped"}
     assert "bccd" in index["detection"]["reason"] and "diverged" in index["seq2seq"]["reason"]
+    assert "kts data fetch nltk-corpora" in index["embeddings"]["reason"]
     html = (tmp_path / "reports" / "index.html").read_text()
     assert "diverged &lt;badly&gt;" in html and "kts data fetch bccd" in html
     summary = capsys.readouterr().out.split("demo summary:")[1]
-    assert all(t in summary for t in ("classification", "detection", "seq2seq"))
+    assert all(t in summary for t in ("classification", "detection", "seq2seq", "embeddings"))
 
 
 def test_demo_tries_to_fetch_and_skips_when_the_download_fails(tmp_path, monkeypatch, capsys):
