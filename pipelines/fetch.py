@@ -12,16 +12,15 @@ Files that ship inside an installed package (word-eval, in gensim) are copied fr
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import dataclasses
-import fcntl
 import importlib.util
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.download import Progress, download, extract_archive, partial_path, sha256_file
 from pipelines.registry import Dataset, FileEntry
+from shared.io import file_lock
 
 MIRROR_ENV = "KTS_DATA_MIRROR"
 PARALLEL_ABOVE = 16  # datasets with more files to fetch are fetched 8 at a time
@@ -99,16 +98,9 @@ def verify(dataset: Dataset, root: str | os.PathLike) -> dict:
     return {"checked": checked, "missing": missing, "problems": problems}
 
 
-@contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
+def _locked(root: Path):
     """One fetch at a time per data root (two would share the partial files)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".kts-fetch.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return file_lock(root / ".kts-fetch.lock")
 
 
 def _url(dataset: Dataset, entry: FileEntry, mirror: str | None) -> str:

@@ -17,18 +17,16 @@ first and `report.json` last: a failure leaves the previous `report.json` untouc
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from shared import report_html as H
-from shared.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from shared.io import atomic_write_bytes, atomic_write_json, atomic_write_text, file_lock
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -184,16 +182,9 @@ def load_report(report_dir: str | os.PathLike) -> dict[str, Any]:
     return json.loads((Path(report_dir) / "report.json").read_text(encoding="utf-8"))
 
 
-@contextlib.contextmanager
-def _locked(reports_dir: Path) -> Iterator[None]:
+def _locked(reports_dir: Path):
     """Serializes read-modify-write of index.json between processes."""
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    with open(reports_dir / ".index.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return file_lock(reports_dir / ".index.lock")
 
 
 STATUSES = ("ok", "failed", "skipped")

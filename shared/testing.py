@@ -58,3 +58,32 @@ def run_cli(task: str, command: str, workdir: Path, *args: str, data_root: Path 
         argv += ["--data-root", str(data_root)]
     argv += ["--reports-dir", str(reports_dir or Path(workdir).parent / "reports")]
     return run_task_command(task, argv)
+
+
+def train_killed_then_resumed(task: str, tmp_path: Path, args: tuple, monkeypatch,
+                              data_root: Path | None = None) -> tuple[Path, Path]:
+    """Trains `args` straight through in tmp_path/straight; then in tmp_path/killed, killed at
+    the start of the second epoch (KeyboardInterrupt, as a SIGINT would) and continued with
+    `--resume`. Returns the two run folders, for the caller to compare."""
+    import keras
+    import pytest
+
+    import shared.training
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert run_cli(task, "train", straight, *args, data_root=data_root) == 0
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("simulated kill")
+
+    real_fit = shared.training.fit
+    monkeypatch.setattr(shared.training, "fit",
+                        lambda *a, **k: real_fit(*a, **{**k, "extra_callbacks": [Kill()]}))
+    with pytest.raises(KeyboardInterrupt):
+        run_cli(task, "train", killed, *args, data_root=data_root)
+    monkeypatch.setattr(shared.training, "fit", real_fit)
+    assert not (killed / "model.keras").exists()
+    assert run_cli(task, "train", killed, "--resume", data_root=data_root) == 0
+    return straight, killed

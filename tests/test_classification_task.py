@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from shared.cli import main
-from shared.testing import check_model, run_cli
+from shared.testing import check_model, run_cli, train_killed_then_resumed
 
 pytestmark = pytest.mark.backend
 
@@ -79,28 +79,11 @@ def test_resume_after_a_kill_is_exact(tmp_path, data_root, monkeypatch):
     was never interrupted (weights, optimizer, augmentation RNG and pipeline position)."""
     import keras
 
-    import shared.training
     import tasks.classification.layers  # noqa: F401 - registers the custom layers
 
     args = ("--preset", "smoke", "--set", "train.epochs=3", "--set", "augment.translate=0.1",
             "--set", "data.limit=96")
-    assert run_cli("classification", "train", tmp_path / "straight", *args,
-                   data_root=data_root) == 0
-
-    class Kill(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 1:
-                raise KeyboardInterrupt("simulated kill")
-
-    real_fit = shared.training.fit
-    monkeypatch.setattr(shared.training, "fit",
-                        lambda *a, **k: real_fit(*a, **{**k, "extra_callbacks": [Kill()]}))
-    with pytest.raises(KeyboardInterrupt):
-        run_cli("classification", "train", tmp_path / "killed", *args, data_root=data_root)
-    monkeypatch.setattr(shared.training, "fit", real_fit)
-    assert not (tmp_path / "killed/model.keras").exists()
-    assert run_cli("classification", "train", tmp_path / "killed", "--resume",
-                   data_root=data_root) == 0
+    train_killed_then_resumed("classification", tmp_path, args, monkeypatch, data_root)
 
     straight = keras.models.load_model(tmp_path / "straight/model.keras")
     resumed = keras.models.load_model(tmp_path / "killed/model.keras")

@@ -9,7 +9,7 @@ import pytest
 from pipelines.datasets import corpus as corpus_lib
 from pipelines.datasets.corpus import TextOptions, build_corpus, text_file_sentences
 from shared.cli import main
-from shared.testing import run_cli
+from shared.testing import run_cli, train_killed_then_resumed
 from tasks.embeddings import sampling
 from tasks.embeddings.scores import analogy_accuracy, similarity_correlation
 from tasks.embeddings.vectors import WordVectors
@@ -336,23 +336,10 @@ def test_glove_trains_end_to_end(tmp_path):
 def test_resume_after_a_kill_is_exact(tmp_path, monkeypatch):
     import keras
 
-    import shared.training
     import tasks.embeddings.models  # noqa: F401 - registers the model class
 
     args = (*TINY, "--set", "train.epochs=2")
-    assert run_cli("embeddings", "train", tmp_path / "straight", *args) == 0
-
-    class Kill(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 1:
-                raise KeyboardInterrupt("simulated kill")
-
-    real_fit = shared.training.fit
-    monkeypatch.setattr(shared.training, "fit", lambda *a, **k: real_fit(*a, **{**k, "extra_callbacks": [Kill()]}))
-    with pytest.raises(KeyboardInterrupt):
-        run_cli("embeddings", "train", tmp_path / "killed", *args)
-    monkeypatch.setattr(shared.training, "fit", real_fit)
-    assert run_cli("embeddings", "train", tmp_path / "killed", "--resume") == 0
+    train_killed_then_resumed("embeddings", tmp_path, args, monkeypatch)
     straight = keras.models.load_model(tmp_path / "straight/model.keras").vectors()
     resumed = keras.models.load_model(tmp_path / "killed/model.keras").vectors()
     np.testing.assert_allclose(straight, resumed, atol=1e-6)

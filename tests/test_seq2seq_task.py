@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from shared.cli import main
-from shared.testing import run_cli
+from shared.testing import run_cli, train_killed_then_resumed
 
 pytestmark = pytest.mark.backend
 
@@ -155,19 +155,7 @@ def test_resume_after_a_kill_is_exact(tmp_path, monkeypatch):
             "--set", "model.model_dim=16", "--set", "model.num_heads=2", "--set", "model.ff_dim=32",
             "--set", "model.encoder_layers=1", "--set", "model.decoder_layers=1",
             "--set", "model.dropout_rate=0.2", "--set", "model.share_embeddings=false")
-    assert run_cli("seq2seq", "train", tmp_path / "straight", *args) == 0
-
-    class Kill(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 1:
-                raise KeyboardInterrupt("simulated kill")
-
-    real_fit = shared.training.fit
-    monkeypatch.setattr(shared.training, "fit", lambda *a, **k: real_fit(*a, **{**k, "extra_callbacks": [Kill()]}))
-    with pytest.raises(KeyboardInterrupt):
-        run_cli("seq2seq", "train", tmp_path / "killed", *args)
-    monkeypatch.setattr(shared.training, "fit", real_fit)
-    assert run_cli("seq2seq", "train", tmp_path / "killed", "--resume") == 0
+    train_killed_then_resumed("seq2seq", tmp_path, args, monkeypatch)
     straight = keras.models.load_model(tmp_path / "straight/model.keras")
     resumed = keras.models.load_model(tmp_path / "killed/model.keras")
     for a, b in zip(straight.weights, resumed.weights, strict=True):
