@@ -11,7 +11,8 @@ model may be given, inside the graph:
   dtypes (the networks' graphs themselves fail on a batch of 0).
 
 Refusals are `tf.debugging` assertions, which raise InvalidArgumentError carrying the
-message.
+message; the ops after them depend on them (control dependencies), so a refusal comes before
+any shape error of the ops it guards, whichever backend traced the model.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ def image_channels(images, channels: int):
     import tensorflow as tf
 
     count = tf.shape(images)[-1]
-    tf.debugging.Assert(
+    valid = tf.debugging.Assert(
         tf.reduce_any(tf.stack([count == 1, count == 3, count == 4])),
         [f"images must have 1 (grey), 3 (RGB) or 4 (RGBA) channels (this model takes "
          f"{channels} and converts the others); received channels:", count])
-    pixels = tf.cast(images, tf.float32)
+    with tf.control_dependencies([valid]):  # checked before any op that assumes the count
+        pixels = tf.cast(images, tf.float32)
     rgb = tf.cond(count == 1, lambda: tf.tile(pixels[..., :1], [1, 1, 1, 3]),
                   lambda: pixels[..., :3])
     rgb = tf.ensure_shape(rgb, [None, None, None, 3])
@@ -41,12 +43,16 @@ def image_channels(images, channels: int):
 
 
 def check_image_sizes(images):
+    """`images`, after a check that they have rows and columns (use the returned tensor, so
+    the check runs before the ops that read it)."""
     import tensorflow as tf
 
-    tf.debugging.assert_positive(
+    valid = tf.debugging.assert_positive(
         tf.shape(images)[1:3],
         message="images must have at least one row and one column ([batch, height, width, "
                 "channels] with height, width >= 1)")
+    with tf.control_dependencies([valid]):
+        return tf.identity(images)
 
 
 def nonempty_batch(run, inputs, fill=0):

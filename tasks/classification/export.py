@@ -35,7 +35,7 @@ def serving_module(raw, image_size: int, channels: int, class_names: list[str]):
             return nonempty_batch(self.classify, images)
 
         def classify(self, images):
-            check_image_sizes(images)
+            images = check_image_sizes(images)
             resized = tf.image.resize(image_channels(images, channels), (image_size, image_size),
                                       method="bilinear", antialias=True)
             logits = tf.cast(self.raw.serve(resized), tf.float32)

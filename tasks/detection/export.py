@@ -37,7 +37,7 @@ def serving_module(raw, image_size: int, class_names: list[str], fill: float = 1
             return nonempty_batch(self.detect, images)
 
         def detect(self, images):
-            check_image_sizes(images)
+            images = check_image_sizes(images)
             height = tf.cast(tf.shape(images)[1], tf.float32)
             width = tf.cast(tf.shape(images)[2], tf.float32)
             scale = image_size / tf.maximum(height, width)

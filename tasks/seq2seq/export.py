@@ -45,13 +45,15 @@ def serving_module(raw, source_vocab_size: int):
             return nonempty_batch(self.search, source_ids, fill=EOS_ID)
 
         def search(self, source_ids):
-            tf.debugging.Assert(tf.shape(source_ids)[1] > 0, [
+            not_empty = tf.debugging.Assert(tf.shape(source_ids)[1] > 0, [
                 "source_ids has rows of no tokens (shape [batch, 0]); expected the source "
                 f"tokenizer's ids of each sentence followed by eos ({EOS_ID}), padded with "
                 f"{PAD_ID}"])
-            tf.debugging.Assert(tf.reduce_all((source_ids >= 0) & (source_ids < source_vocab_size)), [
+            in_range = tf.debugging.Assert(tf.reduce_all((source_ids >= 0) & (source_ids < source_vocab_size)), [
                 f"source_ids must lie in [0, {source_vocab_size}) (the source vocabulary); "
                 "received min and max:", tf.reduce_min(source_ids), tf.reduce_max(source_ids)])
+            with tf.control_dependencies([not_empty, in_range]):  # refused before any lookup fails
+                source_ids = tf.identity(source_ids)
             out = self.raw.serve(source_ids)
             return {"tokens": tf.cast(out["tokens"], tf.int32), "lengths": tf.cast(out["lengths"], tf.int32),
                     "scores": tf.cast(out["scores"], tf.float32)}
