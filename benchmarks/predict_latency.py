@@ -14,7 +14,7 @@ a trained run folder, three fresh processes are timed, alternately, `--repeats` 
 The best (minimum) wall time of the repeats is reported, with the ratio ours / peer (lower
 is better; 1.0 = as fast as the peer). Timings are never asserted anywhere.
 
-    .venv/bin/python benchmarks/predict_latency.py                      # runs/demo/<task>
+    .venv/bin/python benchmarks/predict_latency.py                      # runs/<task>/demo (where make demo writes)
     .venv/bin/python benchmarks/predict_latency.py --classification runs/classification/digits \
         --detection runs/detection/smoke --seq2seq runs/seq2seq/dates --repeats 5
 """
@@ -69,8 +69,8 @@ SAVED_MODEL_CALLS = {
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for task in TASKS:
-        parser.add_argument(f"--{task}", type=Path, default=REPO / "runs" / "demo" / task,
-                            help=f"trained {task} run folder (default runs/demo/{task})")
+        parser.add_argument(f"--{task}", type=Path, default=REPO / "runs" / task / "demo",
+                            help=f"trained {task} run folder (default runs/{task}/demo)")
     parser.add_argument("--repeats", type=int, default=3, help="timed processes per command")
     parser.add_argument("--backend", choices=("tensorflow", "jax"),
                         help="default: $KERAS_BACKEND, else tensorflow")
