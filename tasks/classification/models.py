@@ -19,8 +19,8 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from shared.nets import resnet
 from tasks.classification import layers as _registered_layers  # noqa: F401 - TrainingOnly
-from tasks.classification import resnet
 
 APPLICATIONS_MIN_SIDE = 32
 # keras.applications "caffe" preprocessing: RGB -> BGR, then subtract these BGR means.

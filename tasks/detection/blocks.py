@@ -1,7 +1,7 @@
 """YOLOv8 building blocks (Conv, Bottleneck, C2f, SPPF) as functional keras layers.
 
 Each function applies freshly created layers to a KerasTensor (NHWC) and returns the
-result, naming every layer after `name`, as `tasks.classification.resnet` does. Only
+result, naming every layer after `name`, as `shared.nets.resnet` does. Only
 `keras.layers` and `keras.ops` are used, so the blocks run on TensorFlow and JAX.
 
 Conventions copied from ultralytics YOLOv8:

@@ -1,0 +1,1 @@
+"""Network builders more than one task uses (classification and faces share the ResNets)."""
