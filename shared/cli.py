@@ -2,6 +2,7 @@
 
     kts list
     kts <task> <train|evaluate|export|predict|report|run> [options]
+    kts <task> tune --preset P --param KEY=SPEC ... --trials N   (shared/tune.py)
     kts demo [--workdir DIR]
     kts data list | fetch [NAME ...|--all] | verify [NAME ...]
 
@@ -54,6 +55,8 @@ def task_parser(task_name: str, aliases: dict | None = None) -> argparse.Argumen
     parser.add_argument("command", choices=COMMANDS + tuple(aliases or {}))
     parser.add_argument("inputs", nargs="*", help="predict: image files (seq2seq translate: texts)")
     parser.add_argument("--preset", default=None, help="config preset (see --list-presets)")
+    parser.add_argument("--config", type=Path,
+                        help="train/run: start from this config file (a run's config.json, tune's best_config.json)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="typed config override, e.g. train.epochs=3")
     parser.add_argument("--seed", type=int, help="random seed (overrides the config's seed)")
@@ -64,19 +67,32 @@ def task_parser(task_name: str, aliases: dict | None = None) -> argparse.Argumen
     return parser
 
 
+def config_from_file(task, args):
+    """--config FILE: the config saved there, then --set and --seed (a --preset is refused)."""
+    from shared import config as config_lib
+
+    if args.preset:
+        raise config_lib.ConfigError("--config and --preset both name the starting config; give one.")
+    cfg = config_lib.apply_overrides(config_lib.load(task.config_class, args.config), args.overrides)
+    if args.seed is not None:
+        cfg.seed = args.seed
+    return cfg
+
+
 def build_run(task, args):
     from shared import config as config_lib
     from shared.io import check_writable
     from shared.task import Run, RunDir
 
-    preset = args.preset or "demo"
+    preset = args.preset or (args.config.stem if getattr(args, "config", None) else "demo")
     workdir = args.workdir or Path("runs") / task.name / preset
     run_dir = RunDir(workdir, task.name)
     fresh = args.command in ("train", "run") and not args.resume
     if fresh or not run_dir.config_json.exists():
         if not fresh and args.command not in ("train", "run"):
             run_dir.require_model()  # explains that training comes first
-        cfg = task.make_config(preset, args.overrides, args.seed)
+        cfg = (task.make_config(preset, args.overrides, args.seed) if not getattr(args, "config", None)
+               else config_from_file(task, args))
     else:  # continue an existing run with its saved config
         cfg = config_lib.load(task.config_class, run_dir.config_json)
         if args.preset:
@@ -112,6 +128,10 @@ def run_task_command(task_name: str, argv: list[str]) -> int:
         print(f"# kts {task_name} --preset {preset}: keys for --set KEY=VALUE\n"
               + describe(task.make_config(preset, [])))
         return 0
+    if argv and argv[0] == "tune":  # hyperparameter search: its own options (shared/tune.py)
+        from shared.tune import main as tune_main
+
+        return tune_main(task_name, argv[1:])
     task = load_task(task_name)
     aliases = getattr(task, "aliases", {})
     args = task_parser(task_name, aliases).parse_args(argv)

@@ -96,6 +96,12 @@ class Task:
     stages: dict[str, str] = {}
     commands = ("train", "evaluate", "export", "predict", "report", "run")
     aliases: dict[str, str] = {}  # extra command -> stage, e.g. {"translate": "predict"}
+    # `kts <task> tune`: the headline validation metric, a key of the Keras epoch logs (None:
+    # the task cannot be tuned), its direction, and the key of evaluation/results.json that is
+    # the same metric on the test split (for the best trial's train/val/test gap; None: none).
+    tune_metric: str | None = None
+    tune_direction: str = "maximize"  # or "minimize"
+    tune_test_key: str | None = None
 
     def _stage(self, stage: str):
         import importlib

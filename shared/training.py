@@ -20,7 +20,7 @@ from pathlib import Path
 
 import keras
 
-from shared import checkpoints
+from shared import checkpoints, tune_callback
 from shared.callbacks import (
     AtomicBackupAndRestore,
     AverageLastEpochs,
@@ -174,6 +174,7 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
                                     nan_guard)
         callbacks.append(average)
     callbacks.extend(extra_callbacks or [])
+    callbacks.extend(tune_callback.session_callbacks())  # a search trial's metric reporter, if any
 
     started = time.perf_counter()
     with warnings.catch_warnings():

@@ -14,6 +14,7 @@ class ClassificationTask(Task):
     name = "classification"
     config_class = ClassificationConfig
     presets = PRESETS
+    tune_metric, tune_direction, tune_test_key = "val_accuracy", "maximize", "accuracy"
     stages = {
         "train": "tasks.classification.training:train",
         "evaluate": "tasks.classification.evaluation:evaluate",

@@ -18,6 +18,8 @@ class Seq2SeqTask(Task):
     config_class = Seq2SeqConfig
     presets = PRESETS
     aliases = {"translate": "predict"}
+    # tune: teacher-forced token accuracy on the validation pairs (BLEU needs decoding)
+    tune_metric, tune_direction = "val_token_accuracy", "maximize"
     stages = {
         "train": "tasks.seq2seq.training:train",
         "evaluate": "tasks.seq2seq.evaluation:evaluate",
