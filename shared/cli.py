@@ -134,10 +134,13 @@ def run_task_command(task_name: str, argv: list[str]) -> int:
         return tune_main(task_name, argv[1:])
     task = load_task(task_name)
     aliases = getattr(task, "aliases", {})
-    args = task_parser(task_name, aliases).parse_args(argv)
+    parser = task_parser(task_name, aliases)
+    extra = [parser.add_argument(flag, **kwargs).dest for flag, kwargs in getattr(task, "extra_arguments", ())]
+    args = parser.parse_args(argv)
     args.command = aliases.get(args.command, args.command)
     runtime.select_backend(args.backend, verbose=args.verbose)
     run = build_run(task, args)
+    run.options = {dest: getattr(args, dest) for dest in extra}
     if args.command != "predict":  # inference draws no random numbers; seeding would also
         runtime.seed_everything(run.config.seed)  # import TensorFlow under JAX (seconds)
     runtime.set_precision(run.config.train.precision)

@@ -79,6 +79,7 @@ class Run:
     resume: bool = False
     quiet: bool = False
     reports_dir: Path = Path("reports")
+    options: dict = dataclasses.field(default_factory=dict)  # the task's extra_arguments, parsed
 
     @property
     def verbose(self) -> int:
@@ -96,6 +97,7 @@ class Task:
     stages: dict[str, str] = {}
     commands = ("train", "evaluate", "export", "predict", "report", "run")
     aliases: dict[str, str] = {}  # extra command -> stage, e.g. {"translate": "predict"}
+    extra_arguments: tuple = ()  # (flag, argparse kwargs) pairs; parsed into Run.options
     # `kts <task> tune`: the headline validation metric, a key of the Keras epoch logs (None:
     # the task cannot be tuned), its direction, and the key of evaluation/results.json that is
     # the same metric on the test split (for the best trial's train/val/test gap; None: none).

@@ -5,4 +5,5 @@ TASKS = {
     "detection": "tasks.detection",
     "seq2seq": "tasks.seq2seq",
     "embeddings": "tasks.embeddings",
+    "faces": "tasks.faces",
 }
