@@ -1,0 +1,55 @@
+"""Face verification and one-shot identification: a ResNet embedding network trained with
+triplet (batch-hard / semi-hard), contrastive or ArcFace losses on P x K identity batches;
+10-fold verification, ROC, rank-k identification and an eigenfaces baseline; a SavedModel of
+the embedding network with its deployed threshold; verify / enroll / identify commands.
+
+    kts faces run --preset olivetti
+    kts faces verify a.png b.png --workdir runs/faces/olivetti
+    kts faces enroll people/ --gallery people.npz --workdir runs/faces/olivetti
+    kts faces identify who.png --gallery people.npz --workdir runs/faces/olivetti
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.task import Task
+from tasks.faces.config import PRESETS, FacesConfig
+
+
+class _CommandAliases(dict):
+    """alias -> stage, remembering the command the CLI last looked up (all three run the
+    predict stage, which needs to know which one was typed)."""
+
+    requested = "predict"
+
+    def get(self, key, default=None):
+        self.requested = key
+        return super().get(key, default)
+
+
+class FacesTask(Task):
+    name = "faces"
+    config_class = FacesConfig
+    presets = PRESETS
+    aliases = _CommandAliases(verify="predict", enroll="predict", identify="predict")
+    extra_arguments = (
+        ("--gallery", {"type": Path, "help": "enroll/identify: the gallery file (written atomically)"}),
+        ("--threshold", {"type": float, "help": "verify/identify: distance threshold instead of the run's"}),
+    )
+    stages = {
+        "train": "tasks.faces.training:train",
+        "evaluate": "tasks.faces.evaluation:evaluate",
+        "export": "tasks.faces.export:export",
+        "report": "tasks.faces.reporting:report",
+        "verify": "tasks.faces.predict:verify",
+        "enroll": "tasks.faces.predict:enroll",
+        "identify": "tasks.faces.predict:identify",
+    }
+
+    def predict(self, run, inputs, out=None):
+        command = self.aliases.requested if self.aliases.requested in self.aliases else "verify"
+        return self._stage(command)(run, inputs, out)
+
+
+TASK = FacesTask()

@@ -1,0 +1,100 @@
+"""Train stage: P x K identity batches from `pipelines.identity_batches`, `fit()` with the
+chosen metric loss, then the deployed threshold chosen on the validation pairs (never on the
+evaluation pairs) and saved beside the model (`threshold.json`)."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+
+from pipelines import builder
+from pipelines.identity_batches import Augment, IdentityBatches
+from shared import training
+from shared.export import save_keras
+from shared.io import atomic_write_json
+from shared.task import Run
+from tasks.faces import data as data_lib
+from tasks.faces import models
+from tasks.faces.config import FacesConfig
+from tasks.faces.verification import accuracy_at, best_threshold, distances_of
+
+
+def make_batches(config: FacesConfig, splits: data_lib.Splits) -> IdentityBatches:
+    faces, batch = splits.faces, config.batch
+    _, labels = np.unique(faces.labels[splits.train], return_inverse=True)  # 0..n-1 for ArcFace
+    augment = Augment(batch.flip, batch.shift, batch.brightness, batch.contrast)
+    return IdentityBatches(faces.images[splits.train], labels.astype(np.int32), batch.identities,
+                           batch.images_per_identity, config.seed, augment)
+
+
+def choose_threshold(model: keras.Model, config: FacesConfig, splits: data_lib.Splits) -> dict:
+    pairs = splits.val_pairs
+    used = np.unique(np.concatenate([pairs.first, pairs.second]))
+    embeddings = np.zeros((len(splits.faces), model.output.shape[-1]), np.float32)
+    embeddings[used] = models.embed(model, splits.faces.images[used], config.eval.batch_size,
+                                    config.eval.flip_average)
+    distances = distances_of(embeddings, pairs.first, pairs.second)
+    threshold = best_threshold(distances, pairs.same)
+    people = len(splits.identities["train" if splits.val_seen else "val"])
+    return {"threshold": threshold, "metric": "Euclidean distance between unit embeddings (same person when <=)",
+            "flip_average": config.eval.flip_average,
+            "chosen_on": (f"all pairs of the {people} training people (seen in training; data.val_identities=0)"
+                          if splits.val_seen else f"all pairs of {people} held-out validation people"),
+            "validation_accuracy": accuracy_at(distances, pairs.same, threshold),
+            "validation_pairs": len(pairs)}
+
+
+def read_threshold(run: Run) -> dict:
+    path = run.dir.root / "threshold.json"
+    if not path.exists():
+        raise FileNotFoundError(f"No deployed threshold at {path}; train first "
+                                f"(kts faces train --workdir {run.dir.root}).")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); train again or fix the file.") from None
+
+
+def train(run: Run) -> dict:
+    config: FacesConfig = run.config
+    splits = data_lib.load_splits(config, run.data_root)
+    data_lib.save_pairs(run.dir.root, splits)
+    batches = make_batches(config, splits)
+    steps = batches.steps_per_epoch(config.train.max_steps_per_epoch)
+    embedding = models.build_embedding_model(config.model.backbone, config.data.image_size,
+                                             config.model.embedding_dim, config.model.width_multiplier)
+    model = models.training_model(embedding, config.model.loss, len(batches.identities))
+    model.compile(optimizer=training.make_optimizer(config.train, steps), loss=models.make_loss(config),
+                  jit_compile=training.jit_compile_flag(config.train))
+    counts = splits.counts()
+    print(f"faces: {counts['train_images']} training images of {counts['train_identities']} people, "
+          f"{counts['eval_identities']} evaluation people ({counts['eval_pairs_same']} same / "
+          f"{counts['eval_pairs_different']} different pairs), {steps} steps of {batches.per_batch} x "
+          f"{batches.per_identity} per epoch, {config.model.backbone} ({embedding.count_params():,} parameters), "
+          f"loss {config.model.loss}")
+
+    def stream(start):
+        return builder.step_dataset(batches, start_step=start, prefetch=config.train.prefetch)
+
+    result = training.fit(model, make_train_data=stream, validation_data=None, config=config.train,
+                          steps_per_epoch=steps, checkpoints_dir=run.dir.checkpoints, logs_dir=run.dir.logs,
+                          resume=run.resume, verbose=run.verbose, monitor="loss")
+    save_keras(embedding, run.dir.model_keras)
+    threshold = choose_threshold(embedding, config, splits)
+    atomic_write_json(run.dir.root / "threshold.json", threshold)
+    seconds = result["history"].get("epoch_seconds", [])
+    images = steps * batches.batch_size
+    summary = {"data": counts, "stopped_reason": result["stopped_reason"], "steps_per_epoch": steps,
+               "batch": [batches.per_batch, batches.per_identity], "epochs": config.train.epochs,
+               "loss": result["history"].get("loss", []), "epoch_seconds": seconds,
+               "images_per_second": [images / s for s in seconds if s > 0],
+               "left_out_identities": [splits.faces.names[i] for i in np.unique(splits.faces.labels[splits.train])
+                                       [batches.left_out]] if batches.left_out else [],
+               "parameters": int(embedding.count_params()), "resumed_from_step": result["resumed_from_step"],
+               "backend": keras.backend.backend(), "threshold": threshold, "skipped": splits.skipped}
+    atomic_write_json(run.dir.training_json, summary)
+    print(f"faces: deployed threshold {threshold['threshold']:.4f} (validation accuracy "
+          f"{threshold['validation_accuracy']:.2%}, {threshold['chosen_on']})")
+    return summary
