@@ -87,7 +87,8 @@ def build_run(task, args):
     preset = args.preset or (args.config.stem if getattr(args, "config", None) else "demo")
     workdir = args.workdir or Path("runs") / task.name / preset
     run_dir = RunDir(workdir, task.name)
-    fresh = args.command in ("train", "run") and not args.resume
+    fresh = (args.command in ("train", "run") and not args.resume
+             or args.command in getattr(task, "standalone_commands", ()))  # e.g. `kts style transfer`
     if fresh or not run_dir.config_json.exists():
         if not fresh and args.command not in ("train", "run"):
             run_dir.require_model()  # explains that training comes first
@@ -146,11 +147,11 @@ def run_task_command(task_name: str, argv: list[str]) -> int:
     runtime.set_precision(run.config.train.precision)
     if args.command == "run":
         task.run_all(run)
-    elif args.command == "predict":
+    elif args.command == "predict" or args.command in getattr(task, "standalone_commands", ()):
         if not args.inputs:
-            raise SystemExit("predict needs one or more inputs: "
+            raise SystemExit(f"{args.command} needs one or more inputs: "
                              f"kts {task_name} {' | '.join(['predict', *aliases])} INPUT [INPUT ...]")
-        task.run_stage(run, "predict", inputs=args.inputs, out=args.out)
+        task.run_stage(run, args.command, inputs=args.inputs, out=args.out)
     else:
         task.run_stage(run, args.command)
     return 0

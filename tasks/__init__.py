@@ -5,5 +5,6 @@ TASKS = {
     "detection": "tasks.detection",
     "seq2seq": "tasks.seq2seq",
     "embeddings": "tasks.embeddings",
+    "style": "tasks.style",
     "faces": "tasks.faces",
 }
