@@ -169,9 +169,10 @@ ENTRIES: tuple[Dataset, ...] = (
         name="style-images", folder="style-images", title="8 public-domain paintings (style/) and 3 photos (content/)",
         license="paintings public domain; the 3 photos unknown (from jcjohnson/neural-style, MIT)",
         citation="Gatys, Ecker & Bethge 2016; images from jcjohnson/neural-style, lengstrom/fast-style-transfer",
-        used_by="style transfer (planned)",
+        used_by="tasks.style (style data.source=style-images): Gatys content/style images, the stylizer's photos",
         upstream="jcjohnson/neural-style, lengstrom/fast-style-transfer, johnny7861532/Keras-VGG16-style-transfer",
         origins=tuple(Origin(local, _gh(repo, commit, path)) for local, (repo, commit, path) in _STYLE_FILES.items()),
+        data_sources=("style-images",),
     ),
 )
 
