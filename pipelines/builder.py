@@ -4,6 +4,11 @@ Training data is an infinite grain `MapDataset` (shuffle(seed) then repeat(): ea
 a new permutation derived from the seed) batched with `drop_remainder`, so batch number S is
 a pure function of (source, seed, S). Resuming at step S is slicing `[S:]`: the pipeline's
 whole iterator state is the global step, which the checkpoint stores.
+
+With several processes (data-parallel training on several hosts, `shared.distribute`) each
+process reads only its slice of every global batch: process p of P gets rows
+[p * B/P, (p + 1) * B/P) of batch S, the same rows one process would have put there, so the
+processes together see exactly the single-process stream and resuming is still slicing.
 """
 
 from __future__ import annotations
@@ -16,6 +21,29 @@ import numpy as np
 ElementOp = Callable[[dict], dict]
 RandomElementOp = Callable[[dict, np.random.Generator], dict]
 BatchOp = Callable[[dict, np.random.Generator], dict]
+
+_process_shard = (0, 1)  # (this process's index, process count); set by shared.distribute
+
+
+def set_process_shard(index: int, count: int) -> None:
+    """Training streams built from now on yield process `index`'s slice of each global batch."""
+    global _process_shard
+    if not 0 <= index < count:
+        raise ValueError(f"process index {index} is not in [0, {count})")
+    _process_shard = (int(index), int(count))
+
+
+def process_shard() -> tuple[int, int]:
+    return _process_shard
+
+
+def _local_rows(batch_size: int, shard: tuple[int, int] | None) -> tuple[int, int, int]:
+    """(this process's index, process count, its rows per batch); the batch must split evenly."""
+    index, count = shard or _process_shard
+    if batch_size % count:
+        raise ValueError(f"train.batch_size={batch_size} (the global batch) does not split evenly "
+                         f"over {count} processes; use a multiple of {count}.")
+    return index, count, batch_size // count
 
 
 def _finish(dataset: grain.MapDataset, threads: int, prefetch: int, workers: int):
@@ -34,27 +62,38 @@ def train_dataset(source, *, batch_size: int, seed: int, ops: Sequence[ElementOp
                   random_ops: Sequence[RandomElementOp] = (),
                   batch_ops: Sequence[BatchOp] = (), finalize: Callable | None = None,
                   start_step: int = 0, workers: int = 0, threads: int = 4,
-                  prefetch: int = 2) -> grain.IterDataset:
+                  prefetch: int = 2, shard: tuple[int, int] | None = None) -> grain.IterDataset:
     """Infinite, shuffled, batched training stream starting at global step `start_step`.
 
     `ops` are deterministic element ops; `random_ops` (after them) get a generator seeded
     by (seed, op index, sample position in the stream), so they too resume exactly.
+    `shard=(index, count)` (default: the process shard) yields that slice of every global
+    batch of `batch_size` rows; only its samples are read and transformed, except with
+    `batch_ops` (MixUp/CutMix mix across the global batch: each process then makes the
+    global batch and keeps its rows).
     """
     if len(source) < batch_size:
         raise ValueError(f"The training split has {len(source)} samples, fewer than "
                          f"batch_size={batch_size}; lower train.batch_size.")
+    process, processes, rows = _local_rows(batch_size, shard)
+    whole = processes == 1 or bool(batch_ops)  # make whole global batches (then slice them)
     vectorisable = not random_ops and all(hasattr(op, "batched") for op in ops)
     if hasattr(source, "gather") and vectorisable:
-        dataset = grain.MapDataset.range(0, 2**62).map(_GatherBatches(source, batch_size, seed, ops))
+        dataset = grain.MapDataset.range(0, 2**62).map(
+            _GatherBatches(source, batch_size, seed, ops, (0, 1) if whole else (process, processes)))
     else:
         dataset = grain.MapDataset.source(source).shuffle(seed=seed).repeat()
         for op in ops:
             dataset = dataset.map(op)
         for index, op in enumerate(random_ops):
             dataset = dataset.map_with_index(_Seeded(op, seed, 1000 + index, element=True))
-        dataset = dataset.batch(batch_size, drop_remainder=True)
+        if not whole:  # this process's samples of each global batch, in the same places
+            dataset = grain.MapDataset.range(0, 2**62).map(_Pick(dataset, batch_size, process, rows))
+        dataset = dataset.batch(batch_size if whole else rows, drop_remainder=True)
     for index, op in enumerate(batch_ops):
         dataset = dataset.map_with_index(_Seeded(op, seed, index))
+    if whole and processes > 1:
+        dataset = dataset.map(_Rows(process * rows, rows))
     if finalize is not None:
         dataset = dataset.map(finalize)
     return _finish(dataset[start_step:], threads, prefetch, workers)
@@ -67,9 +106,11 @@ class _GatherBatches:
     function of (source, seed, S), so resuming is still slicing; ~100x less Python work.
     A class, not a closure, so worker processes can receive it."""
 
-    def __init__(self, source, batch_size: int, seed: int, ops):
+    def __init__(self, source, batch_size: int, seed: int, ops, shard: tuple[int, int] = (0, 1)):
         self.source, self.batch_size, self.seed, self.ops = source, batch_size, seed, list(ops)
         self.per_epoch = len(source) // batch_size
+        self.rows = batch_size // shard[1]  # this process's rows of each global batch
+        self.offset = shard[0] * self.rows
         self._cached: tuple[int, np.ndarray] | None = None
 
     def permutation(self, epoch: int) -> np.ndarray:
@@ -82,11 +123,37 @@ class _GatherBatches:
 
     def __call__(self, step: int) -> dict:
         epoch, position = divmod(int(step), self.per_epoch)
-        start = position * self.batch_size
-        batch = self.source.gather(self.permutation(epoch)[start:start + self.batch_size])
+        start = position * self.batch_size + self.offset
+        batch = self.source.gather(self.permutation(epoch)[start:start + self.rows])
         for op in self.ops:
             batch = op.batched(batch)
         return batch
+
+
+class _Pick:
+    """Element j of one process's stream: the global stream's element at the same place of
+    the same global batch (`rows` of every `batch_size`, from `process * rows`)."""
+
+    def __init__(self, dataset, batch_size: int, process: int, rows: int):
+        self.dataset, self.batch_size, self.process, self.rows = dataset, batch_size, process, rows
+
+    def __call__(self, j: int):
+        step, k = divmod(int(j), self.rows)
+        return self.dataset[step * self.batch_size + self.process * self.rows + k]
+
+
+class _Rows:
+    """Rows [start, start + count) of every array of a batch (a nested dict/tuple)."""
+
+    def __init__(self, start: int, count: int):
+        self.start, self.count = start, count
+
+    def __call__(self, batch):
+        if isinstance(batch, dict):
+            return {key: self(value) for key, value in batch.items()}
+        if isinstance(batch, (tuple, list)):
+            return type(batch)(self(value) for value in batch)
+        return batch[self.start:self.start + self.count]
 
 
 class _Seeded:
@@ -122,13 +189,34 @@ def steps_per_epoch(num_samples: int, batch_size: int, cap: int = 0) -> int:
 
 
 def step_dataset(make_batch: Callable[[int], object], *, start_step: int = 0, threads: int = 2,
-                 prefetch: int = 2, finalize: Callable | None = None) -> grain.IterDataset:
+                 prefetch: int = 2, finalize: Callable | None = None,
+                 shard: tuple[int, int] | None = None) -> grain.IterDataset:
     """Infinite stream of `make_batch(global_step)` from `start_step` (for samplers that
-    build whole batches themselves, e.g. length-bucketed text); resumes like `train_dataset`."""
+    build whole batches themselves, e.g. length-bucketed text); resumes like `train_dataset`.
+    With several processes (`shard`, default the process shard) each keeps its slice of the
+    rows of every batch (every array's first dimension: the batch must split evenly)."""
     dataset = grain.MapDataset.range(0, 2**62).map(make_batch)
+    process, processes = shard or _process_shard
+    if processes > 1:
+        dataset = dataset.map(_EvenRows(process, processes))
     if finalize is not None:
         dataset = dataset.map(finalize)
     return _finish(dataset[start_step:], threads, prefetch, 0)
+
+
+class _EvenRows:
+    """Process `process`'s slice of a batch whose size is only known when it is made."""
+
+    def __init__(self, process: int, processes: int):
+        self.process, self.processes = process, processes
+
+    def __call__(self, batch):
+        leaf = batch
+        while isinstance(leaf, (dict, tuple, list)):
+            leaf = next(iter(leaf.values())) if isinstance(leaf, dict) else leaf[0]
+        rows = len(leaf)
+        _, _, local = _local_rows(rows, (self.process, self.processes))
+        return _Rows(self.process * local, local)(batch)
 
 
 def with_dynamic_shapes(dataset, batch_size: int | None = None):
