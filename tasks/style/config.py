@@ -17,16 +17,13 @@ class DataConfig:
     # style-images: paths inside <data root>/style-images; folders: paths as given
     content: str = "content/tubingen.jpg"  # the Gatys result's content image
     styles: tuple[str, ...] = ("style/starry_night.jpg",)  # one or several, blended by style_weights
-    style_weights: tuple[float, ...] = ()  # empty: equal weights
+    style_weights: tuple[float, ...] = ()  # one per style image (data.styles, or transfer's); empty: equal
     content_folder: str = "content"  # the fast stylizer's training photos (random crops)
     max_side: int = 2048  # images are resized to this longer side when read (with a message)
 
     def validate(self):
         if not self.styles:
             raise ConfigError("data.styles is empty: name at least one style image")
-        if self.style_weights and len(self.style_weights) != len(self.styles):
-            raise ConfigError(f"data.style_weights has {len(self.style_weights)} values for "
-                              f"{len(self.styles)} data.styles. Expected one weight per style image.")
         if any(w < 0 for w in self.style_weights) or (self.style_weights and sum(self.style_weights) <= 0):
             raise ConfigError(f"data.style_weights must be >= 0 with a positive sum. Received: {self.style_weights}")
         if self.max_side < 16:

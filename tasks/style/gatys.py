@@ -139,26 +139,30 @@ def _run_adam(step, image, content_features, style_grams, variables, config, rec
 
 
 def _run_lbfgs(fn, image, content_features, style_grams, variables, config, record, done):
+    """scipy's L-BFGS-B over u = x / scale. Its first trial step has unit length: in pixel
+    units that changes the loss by less than float32 resolves (the line search then stalls),
+    so u is scaled to make that step about 2 levels per pixel."""
     from keras import ops
     from scipy.optimize import Bounds, minimize
 
     shape = (1, *image.shape)
+    scale = 2.0 * np.sqrt(image.size)
     calls = {"n": 0}
 
     def value_and_gradient(flat):
-        x = ops.convert_to_tensor(flat.reshape(shape).astype(np.float32))
+        x = ops.convert_to_tensor((flat * scale).reshape(shape).astype(np.float32))
         (total, terms), grad = fn(x, content_features, style_grams, variables)
         calls["n"] += 1
         if calls["n"] == 1 or calls["n"] % config.log_every == 0:
             record(done + calls["n"] - 1, terms)
-        return float(ops.convert_to_numpy(total)), np.asarray(ops.convert_to_numpy(grad), np.float64).ravel()
+        gradient = np.asarray(ops.convert_to_numpy(grad), np.float64).ravel() * scale
+        return float(ops.convert_to_numpy(total)), gradient
 
-    found = minimize(value_and_gradient, np.asarray(image, np.float64).ravel(), jac=True, method="L-BFGS-B",
-                     bounds=Bounds(0.0, 255.0),
+    found = minimize(value_and_gradient, np.asarray(image, np.float64).ravel() / scale, jac=True,
+                     method="L-BFGS-B", bounds=Bounds(0.0, 255.0 / scale),
                      options={"maxiter": config.iterations, "maxfun": config.iterations, "maxcor": 20,
                               "ftol": 0.0, "gtol": 0.0})
-    # the final image's terms
-    x = ops.convert_to_tensor(found.x.reshape(shape).astype(np.float32))
-    (_, terms), _ = fn(x, content_features, style_grams, variables)
-    record(done + calls["n"], terms)
-    return found.x.reshape(image.shape).astype(np.float32), done + calls["n"]
+    result = (found.x * scale).reshape(image.shape).astype(np.float32)
+    (_, terms), _ = fn(ops.convert_to_tensor(result[None]), content_features, style_grams, variables)
+    record(done + calls["n"], terms)  # the final image's terms
+    return result, done + calls["n"]

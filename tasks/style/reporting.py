@@ -17,6 +17,8 @@ from shared.task import Run
 from tasks.style.images import load_image
 from tasks.style.training import gatys_dir, training_info
 
+TERM_COLOURS = {"content": "tab:blue", "style": "tab:orange", "tv": "tab:green"}
+
 
 def _png(fig) -> bytes:
     import matplotlib.pyplot as plt
@@ -57,9 +59,10 @@ def terms_figure(series: dict[str, tuple[list, dict[str, list]]]) -> bytes:
 
     fig, axes = plt.subplots(1, len(series), figsize=(4.8 * len(series), 3.2), squeeze=False)
     for ax, (title, (xs, terms)) in zip(axes[0], series.items()):
-        for name, values in terms.items():
-            if values and all(v > 0 for v in values):
-                ax.plot(xs, values, "-o", markersize=2, label=name)
+        for name, values in terms.items():  # zeros (the content term of a content init) left out
+            shown = [v if v > 0 else float("nan") for v in values]
+            if any(v == v for v in shown):
+                ax.plot(xs[: len(shown)], shown, "-o", markersize=2, label=name, color=TERM_COLOURS[name])
         ax.set_yscale("log")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("iteration" if "Gatys" in title else "epoch")

@@ -26,7 +26,11 @@ def gatys_dir(run: Run):
 
 
 def style_blend(config: StyleConfig) -> list[float]:
-    return list(config.data.style_weights) or [1.0] * len(config.data.styles)
+    weights = list(config.data.style_weights) or [1.0] * len(config.data.styles)
+    if len(weights) != len(config.data.styles):
+        raise ValueError(f"data.style_weights has {len(weights)} values for {len(config.data.styles)} "
+                         "data.styles. Expected one weight per style image.")
+    return weights
 
 
 def run_gatys(run: Run, perceptual: PerceptualLoss, styles: list[np.ndarray]) -> dict:
@@ -53,6 +57,7 @@ def run_gatys(run: Run, perceptual: PerceptualLoss, styles: list[np.ndarray]) ->
 def train(run: Run) -> dict:
     config: StyleConfig = run.config
     started = time.perf_counter()
+    style_blend(config)  # checked before any work
     perceptual = PerceptualLoss(config.model)
     print(f"style: {perceptual.mode}")
     styles = data_lib.style_images(config.data, run.data_root, run.quiet)
