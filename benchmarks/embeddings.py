@@ -12,6 +12,9 @@ Both are scored by the same code (`tasks.embeddings.scores`: 3CosAdd analogies o
     KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/embeddings.py                 # nltk-sg
     KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/embeddings.py --preset nltk-cbow
     .venv/bin/python benchmarks/embeddings.py --preset demo --epochs 1 --json emb.json  # quick
+    # ours with other settings too, in the same run (e.g. the settings before a change):
+    .venv/bin/python benchmarks/embeddings.py --preset demo --epochs 3 \
+        --variant before train.jit_compile=auto model.steps_per_execution=1
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gensim worker threads (default 2)")
     parser.add_argument("--data-root", type=Path)
     parser.add_argument("--no-peer", action="store_true", help="skip gensim")
+    parser.add_argument("--variant", nargs="+", action="append", default=[], metavar=("LABEL", "KEY=VALUE"),
+                        help="also train ours as LABEL with these --set overrides (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     return parser.parse_args(argv)
 
@@ -64,11 +69,13 @@ def run_gensim(config, corpus, workers: int) -> dict:
     return {"seconds": seconds, "vocab": len(vectors), "vectors": vectors}
 
 
-def run_ours(args, workdir: Path) -> dict:
+def run_ours(args, workdir: Path, settings: list[str] = ()) -> dict:
     from shared.testing import run_cli
     from tasks.embeddings.training import load_vectors
 
     overrides = ["--set", f"train.epochs={args.epochs}"] if args.epochs else []
+    for setting in settings:
+        overrides += ["--set", setting]
     data = ["--data-root", str(args.data_root)] if args.data_root else []
     assert run_cli("embeddings", "train", workdir, "--preset", args.preset, *overrides, *data) == 0
     training = json.loads((workdir / "training.json").read_text())
@@ -93,28 +100,32 @@ def main(argv: list[str] | None = None) -> dict:
     config = config_lib.apply_overrides(PRESETS[args.preset](), [f"train.epochs={args.epochs}"] if args.epochs else [])
     data_root = runtime.resolve_data_root(args.data_root)
     results = {"preset": args.preset, "epochs": config.train.epochs, "gensim_workers": args.workers}
-    with tempfile.TemporaryDirectory(prefix="kts-emb-bench-") as scratch:
-        ours = run_ours(args, Path(scratch) / "ours")
-    words = ours["training_words"] * config.train.epochs
-    results["ours"] = {"backend": ours["backend"], "seconds": ours["seconds"], "words_per_second": words /
-                       ours["seconds"], "vocab": ours["vocab"], **scores(ours["vectors"], data_root)}
+    sides = [("ours", [])] + [(variant[0], variant[1:]) for variant in args.variant]
+    words = None
+    for label, settings in sides:
+        with tempfile.TemporaryDirectory(prefix="kts-emb-bench-") as scratch:
+            ours = run_ours(args, Path(scratch) / "ours", settings)
+        words = ours["training_words"] * config.train.epochs
+        results[label] = {"backend": ours["backend"], "settings": list(settings), "seconds": ours["seconds"],
+                          "words_per_second": words / ours["seconds"], "vocab": ours["vocab"],
+                          **scores(ours["vectors"], data_root)}
     if not args.no_peer:
         corpus, _ = data_lib.read_corpus(config, data_root)
         peer = run_gensim(config, corpus, args.workers)
         results["gensim"] = {"seconds": peer["seconds"], "words_per_second": words / peer["seconds"],
                              "vocab": peer["vocab"], **scores(peer["vectors"], data_root)}
-        results["ratios"] = {"speed (ours / gensim)": results["ours"]["words_per_second"]
-                             / results["gensim"]["words_per_second"],
-                             "analogy points (ours - gensim)": 100 * ((results["ours"]["analogy"] or 0)
-                                                                       - (results["gensim"]["analogy"] or 0)),
-                             "wordsim353 (ours - gensim)": (results["ours"]["wordsim353"] or 0)
-                             - (results["gensim"]["wordsim353"] or 0),
-                             "simlex999 (ours - gensim)": (results["ours"]["simlex999"] or 0)
-                             - (results["gensim"]["simlex999"] or 0)}
-    for side in ("ours", "gensim"):
+        results["ratios"] = {}
+        for label, _ in sides:
+            ours_, peer_ = results[label], results["gensim"]
+            results["ratios"].update({
+                f"speed ({label} / gensim)": ours_["words_per_second"] / peer_["words_per_second"],
+                f"analogy points ({label} - gensim)": 100 * ((ours_["analogy"] or 0) - (peer_["analogy"] or 0)),
+                f"wordsim353 ({label} - gensim)": (ours_["wordsim353"] or 0) - (peer_["wordsim353"] or 0),
+                f"simlex999 ({label} - gensim)": (ours_["simlex999"] or 0) - (peer_["simlex999"] or 0)})
+    for side in [label for label, _ in sides] + ["gensim"]:
         if side in results:
             r = results[side]
-            print(f"{side:7s} {r['seconds']:8.1f} s  {r['words_per_second']:10,.0f} words/s  analogy "
+            print(f"{side:8s} {r['seconds']:8.1f} s  {r['words_per_second']:10,.0f} words/s  analogy "
                   f"{(r['analogy'] or 0):.2%}  WordSim353 {r['wordsim353']:.3f}  SimLex-999 {r['simlex999']:.3f}  "
                   f"vocab {r['vocab']:,}")
     for key, value in results.get("ratios", {}).items():

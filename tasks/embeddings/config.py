@@ -40,10 +40,16 @@ class ModelConfig:
     dim: int = 100
     window: int = 5
     negative: int = 5
+    objective: Literal["negative", "hierarchical"] = "negative"  # negative sampling or Huffman-tree softmax
     sample: float = 1e-3  # frequent-word subsampling threshold (0 = off)
     alpha: float = 0.025  # learning rate at the start, decayed linearly to min_alpha
     min_alpha: float = 1e-4
     words_per_batch: int = 1024  # corpus words per training step
+    steps_per_execution: int = 0  # steps per compiled call; 0 = auto: 16 on TensorFlow, 1 on JAX
+    sizes_per_octave: int = 2  # batch dimensions padded to 2 sizes per octave: few shapes to compile
+    init_vectors: str = ""  # word2vec text/binary or GloVe file: its rows start our vocabulary's input vectors
+    init_format: Literal["auto", "word2vec", "word2vec-binary", "glove"] = "auto"
+    freeze_vectors: bool = False  # with init_vectors: the input vectors stay as loaded (outputs train)
     # GloVe (algorithm=glove; window is the co-occurrence window, epochs = train.epochs)
     x_max: float = 100.0
     glove_alpha: float = 0.75  # f(x) = min(1, (x / x_max)^glove_alpha)
@@ -51,9 +57,19 @@ class ModelConfig:
     glove_batch_size: int = 4096  # co-occurrence entries per step
 
     def validate(self):
+        if self.steps_per_execution < 0:
+            raise ConfigError(f"model.steps_per_execution must be >= 0 (0 = auto). Received: "
+                              f"{self.steps_per_execution}")
+        if self.sizes_per_octave not in (1, 2, 4, 8, 16):
+            raise ConfigError(f"model.sizes_per_octave must be one of 1, 2, 4, 8, 16. Received: "
+                              f"{self.sizes_per_octave}")
         for key in ("dim", "window", "negative", "words_per_batch"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"model.{key} must be >= 1. Received: {getattr(self, key)}")
+        if self.freeze_vectors and not self.init_vectors:
+            raise ConfigError("model.freeze_vectors=true needs model.init_vectors=FILE (the vectors to freeze)")
+        if self.init_vectors and self.algorithm == "glove":
+            raise ConfigError("model.init_vectors is for skipgram and cbow; GloVe starts from random vectors")
         if not 0 < self.min_alpha <= self.alpha:
             raise ConfigError(f"Expected 0 < model.min_alpha <= model.alpha. Received: {self.min_alpha}, "
                               f"{self.alpha}")
@@ -64,6 +80,9 @@ class EvalConfig:
     analogy_vocab: int = 30000  # 3CosAdd over the N most frequent words
     neighbours: tuple[str, ...] = ("king", "woman", "good", "money", "war", "day")
     plot_words: int = 150  # most frequent words in the 2-D PCA plot
+    sentiment: bool = True  # movie_reviews classifier: our vectors frozen / fine-tuned vs random
+    sentiment_epochs: int = 20
+    sentiment_max_length: int = 500  # words per review
 
 
 @dataclasses.dataclass
@@ -71,7 +90,8 @@ class EmbeddingsConfig:
     seed: int = 0
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=5))
+    # XLA on every backend: "auto" leaves it off on a CPU-only TensorFlow, 2-4x slower here
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=5, jit_compile="true"))
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
 
@@ -129,7 +149,9 @@ def smoke() -> EmbeddingsConfig:
     cfg.data.max_words = 60000
     cfg.model.dim = 32
     cfg.train.epochs = 1
+    cfg.train.jit_compile = "auto"  # one XLA compilation per batch shape costs more than it saves here
     cfg.eval.plot_words = 40
+    cfg.eval.sentiment = False  # tested on its own (tests/test_embeddings_extras.py)
     return cfg
 
 

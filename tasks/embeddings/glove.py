@@ -71,7 +71,13 @@ class GloveBatches:
         epoch, k = divmod(int(step), self.steps_per_epoch)
         if self._cached is None or self._cached[0] != epoch:
             self._cached = (epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.values)))
-        pick = self._cached[1][k * self.batch_size:(k + 1) * self.batch_size]
+        return self._entries(self._cached[1][k * self.batch_size:(k + 1) * self.batch_size])
+
+    def empty_batch(self) -> dict:
+        """A batch without entries: it changes nothing (pads an epoch to whole compiled calls)."""
+        return self._entries(np.zeros(0, np.int64))
+
+    def _entries(self, pick: np.ndarray) -> dict:
         x = self.values[pick]
         row_ids, row_index = _compact(self.rows[pick], self.pad)
         column_ids, column_index = _compact(self.columns[pick], self.pad)

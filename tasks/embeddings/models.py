@@ -46,6 +46,17 @@ class SparseRowModel(keras.Model):
     def tables(self) -> dict:
         return {name: getattr(self, name) for name in self.table_names}
 
+    @property
+    def jit_compile(self):
+        return super().jit_compile
+
+    @jit_compile.setter
+    def jit_compile(self, value):
+        # Keras refuses XLA while TensorFlow's op determinism is on (the CLI turns it on for
+        # every run). These steps are deterministic under XLA on the CPU (its scatters run in
+        # order; tests/test_embeddings.py trains twice and compares), so XLA stays on.
+        self._jit_compile = value
+
     def sparse_update(self, values: dict, batch: dict):
         raise NotImplementedError
 
@@ -85,13 +96,16 @@ class SparseRowModel(keras.Model):
 
 
 def negative_sampling(in_rows, out_rows, batch):
-    """Skip-gram / CBOW negative-sampling loss and its gradients for the rows of a batch.
+    """Skip-gram / CBOW negative-sampling (or hierarchical-softmax) loss and its gradients
+    for the rows of a batch.
 
     in_rows [Ui, D], out_rows [Uo, D]: the input / output vectors of the rows the batch
     names. Example p averages its inputs in_rows[in_index[p, c]] (weights in_weight, a mask;
     one input for skip-gram) into h_p and scores its outputs out_rows[out_index[p, k]]
     (k = 0 the target, then the noise words): loss = -log s(h.u_0) - sum_k log s(-h.u_k),
-    each term times `weight`. Returns (d in_rows, d out_rows, loss sum, examples): as in
+    each term times `weight`. With `out_label` in the batch (hierarchical softmax) the
+    outputs are the target's Huffman path and the labels 1 - its code: loss = -sum_k
+    log s((2 l_k - 1) h.u_k). Returns (d in_rows, d out_rows, loss sum, examples): as in
     word2vec, each input word of an example gets the whole gradient of h."""
     in_weight = ops.cast(batch["in_weight"], in_rows.dtype)
     contexts = ops.take(in_rows, batch["in_index"], axis=0)  # [P, C, D]
@@ -99,7 +113,10 @@ def negative_sampling(in_rows, out_rows, batch):
     hidden = ops.sum(contexts * in_weight[..., None], axis=1) / count  # [P, D]
     targets = ops.take(out_rows, batch["out_index"], axis=0)  # [P, 1+K, D]
     scores = ops.einsum("pd,pkd->pk", hidden, targets)
-    labels = ops.cast(ops.arange(ops.shape(scores)[1]) == 0, scores.dtype)[None, :]
+    if "out_label" in batch:  # hierarchical softmax: 1 - the Huffman code of each node
+        labels = ops.cast(batch["out_label"], scores.dtype)
+    else:
+        labels = ops.cast(ops.arange(ops.shape(scores)[1]) == 0, scores.dtype)[None, :]
     weight = ops.cast(batch["weight"], scores.dtype)
     loss_sum = ops.sum(weight * ops.softplus(scores - 2.0 * labels * scores))  # softplus(-s) for targets
     gradient = weight * (ops.sigmoid(scores) - labels)  # d loss / d score
@@ -122,9 +139,10 @@ class Word2Vec(SparseRowModel):
 
     table_names = ("input_vectors", "output_vectors")
 
-    def __init__(self, vocab_size: int, dim: int, seed: int = 0, **kwargs):
+    def __init__(self, vocab_size: int, dim: int, seed: int = 0, freeze_inputs: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size, self.dim, self.seed = int(vocab_size), int(dim), int(seed)
+        self.freeze_inputs = bool(freeze_inputs)  # input vectors loaded from a file and kept
         self.input_vectors = self.add_weight(
             shape=(self.vocab_size + 1, self.dim), name="input_vectors",
             initializer=keras.initializers.RandomUniform(-0.5 / self.dim, 0.5 / self.dim, seed=self.seed))
@@ -141,11 +159,14 @@ class Word2Vec(SparseRowModel):
         out_rows = ops.take(values["output_vectors"], out_ids, axis=0)
         d_in, d_out, loss_sum, examples = negative_sampling(in_rows, out_rows, batch)
         lr = ops.cast(batch["lr"][0], in_rows.dtype)
-        rows = {"input_vectors": (in_ids, in_rows - lr * d_in), "output_vectors": (out_ids, out_rows - lr * d_out)}
+        rows = {"output_vectors": (out_ids, out_rows - lr * d_out)}
+        if not self.freeze_inputs:
+            rows["input_vectors"] = (in_ids, in_rows - lr * d_in)
         return rows, loss_sum, examples
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim, "seed": self.seed}
+        return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim, "seed": self.seed,
+                "freeze_inputs": self.freeze_inputs}
 
     def vectors(self):
         """The word vectors as numpy [vocab, dim] (padding row dropped)."""

@@ -12,7 +12,8 @@ cut into pieces). Batch k of epoch e is a pure function of (seed, e, k): its gen
    window; CBOW: one example per centre word with its context words (a [P, 2*window] index
    matrix with a mask);
 4. `negative` noise words per example from the unigram^0.75 table (a noise word equal to
-   the target gets weight 0, as word2vec skips it);
+   the target gets weight 0, as word2vec skips it); or, with `hierarchical`, the inner
+   nodes of the target's Huffman path (`huffman`) with their labels (`out_label`);
 5. the rows a batch touches: `in_rows` / `out_rows` are the distinct input / output word
    ids (plus the padding row), the examples index into them. Shapes are rounded up to a few
    sizes (padding rows and zero weights), so a compiled step is reused.
@@ -24,6 +25,8 @@ carries its own (`lr`), so the model needs no schedule state.
 from __future__ import annotations
 
 import numpy as np
+
+from tasks.embeddings.huffman import huffman_tree
 
 NOISE_POWER = 0.75
 
@@ -47,10 +50,11 @@ def noise_table(counts: np.ndarray, size: int | None = None) -> np.ndarray:
     return np.repeat(np.arange(len(counts), dtype=np.int32), np.diff(bounds, prepend=0))
 
 
-def bucket(n: int, minimum: int = 64) -> int:
-    """n rounded up to one of 8 sizes per octave (at most 12.5% padding)."""
+def bucket(n: int, minimum: int = 64, per_octave: int = 8) -> int:
+    """n rounded up to one of `per_octave` sizes per octave (a power of two; at most
+    1/per_octave padding). Fewer sizes, fewer XLA compilations (one per batch shape)."""
     n = max(int(n), minimum)
-    step = 1 << max(0, n.bit_length() - 4)
+    step = 1 << max(0, n.bit_length() - 1 - per_octave.bit_length() + 1)
     return -(-n // step) * step
 
 
@@ -76,7 +80,7 @@ class Word2VecBatches:
 
     def __init__(self, tokens: np.ndarray, offsets: np.ndarray, counts: np.ndarray, *, sg: bool, window: int,
                  negative: int, sample: float, alpha: float, min_alpha: float, epochs: int, words_per_batch: int,
-                 seed: int):
+                 seed: int, sizes_per_octave: int = 8, hierarchical: bool = False):
         if window < 1 or negative < 1:
             raise ValueError(f"window and negative must be >= 1. Received: window={window}, negative={negative}")
         self.tokens = np.asarray(tokens, np.int32)
@@ -88,6 +92,8 @@ class Word2VecBatches:
         self.pad = len(counts)  # the padding row: id vocab_size
         self.sg, self.window, self.negative = sg, window, negative
         self.alpha, self.min_alpha, self.epochs, self.seed = alpha, min_alpha, epochs, seed
+        self.sizes_per_octave = sizes_per_octave
+        self.tree = huffman_tree(counts) if hierarchical else None  # (points, codes, lengths)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -104,7 +110,14 @@ class Word2VecBatches:
         epoch, k = divmod(int(step), self.steps_per_epoch)
         rng = np.random.default_rng([self.seed, epoch, k])
         start, end = self.batch_starts[k], self.batch_starts[k + 1]
-        tokens, segment = self.tokens[start:end], self.segment_of[start:end]
+        return self._examples(rng, self.tokens[start:end], self.segment_of[start:end], self.learning_rate(step))
+
+    def empty_batch(self) -> dict:
+        """A batch without examples (every weight 0): it changes nothing; it pads an epoch to
+        a whole number of compiled calls (see `training.padded_stream`)."""
+        return self._examples(np.random.default_rng(0), self.tokens[:0], self.segment_of[:0], self.alpha)
+
+    def _examples(self, rng, tokens, segment, lr) -> dict:
         kept = rng.random(len(tokens), dtype=np.float32) < self.keep[tokens]
         tokens, segment = tokens[kept], segment[kept]
         windows = rng.integers(1, self.window + 1, len(tokens))
@@ -112,11 +125,17 @@ class Word2VecBatches:
             inputs, input_mask, targets = self._skip_gram(tokens, segment, windows)
         else:
             inputs, input_mask, targets = self._cbow(tokens, segment, windows)
+        if self.tree is not None:  # hierarchical softmax: the target's path in the Huffman tree
+            points, codes, lengths = self.tree
+            outputs = points[targets]
+            weight = (np.arange(points.shape[1])[None, :] < lengths[targets][:, None]).astype(np.float32)
+            return self._pack(inputs, input_mask, outputs, weight, lr, len(tokens),
+                              labels=(1 - codes[targets]).astype(np.float32))
         noise = self.table[rng.integers(0, len(self.table), (len(targets), self.negative))]
         outputs = np.concatenate([targets[:, None], noise], axis=1)
         weight = np.ones(outputs.shape, np.float32)
         weight[:, 1:] = noise != targets[:, None]
-        return self._pack(inputs, input_mask, outputs, weight, self.learning_rate(step), len(tokens))
+        return self._pack(inputs, input_mask, outputs, weight, lr, len(tokens))
 
     def _skip_gram(self, tokens, segment, windows):
         """(context -> centre) pairs: input [P, 1], mask [P, 1], target [P]."""
@@ -143,9 +162,12 @@ class Word2VecBatches:
         inputs = np.where(mask, tokens[neighbour] if n else neighbour, self.pad)[has_context]
         return inputs, mask[has_context].astype(np.float32), tokens[has_context]
 
-    def _pack(self, inputs, input_mask, outputs, weight, lr, kept_words):
+    def _pack(self, inputs, input_mask, outputs, weight, lr, kept_words, labels=None):
         """Compacts ids to the rows touched and pads every dimension to a bucket size."""
-        examples = bucket(len(outputs))
+        def size(n):
+            return bucket(n, per_octave=self.sizes_per_octave)
+
+        examples = size(len(outputs))
         in_rows, in_index = _compact(inputs, self.pad)
         out_rows, out_index = _compact(outputs, self.pad)
         pad_in, pad_out = len(in_rows) - 1, len(out_rows) - 1  # the padding row's slot (last)
@@ -154,9 +176,11 @@ class Word2VecBatches:
             extra = np.full((rows - len(array),) + array.shape[1:], value, array.dtype)
             return np.concatenate([array, extra])
 
+        extra = {} if labels is None else {"out_label": grow(labels, examples, 0.0)}
         return {
-            "in_rows": grow(in_rows, bucket(len(in_rows)), self.pad),
-            "out_rows": grow(out_rows, bucket(len(out_rows)), self.pad),
+            **extra,
+            "in_rows": grow(in_rows, size(len(in_rows)), self.pad),
+            "out_rows": grow(out_rows, size(len(out_rows)), self.pad),
             "in_index": grow(in_index, examples, pad_in),
             "in_weight": grow(input_mask, examples, 0.0),
             "out_index": grow(out_index, examples, pad_out),
