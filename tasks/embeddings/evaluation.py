@@ -31,6 +31,8 @@ def evaluate(run: Run) -> dict:
     results = {"analogy": analogy, "similarity": similarity, "neighbours": neighbours,
                "neighbours_not_in_vocabulary": missing, "vocab_size": len(vectors),
                "pca": {"words": vectors.words[:len(points)], "points": np.round(points, 4).tolist()}}
+    if config.eval.sentiment:
+        results["sentiment"] = _sentiment(vectors, run)
     run.dir.evaluation.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run.dir.evaluation / "results.json", results)
     acc = analogy["accuracy"]
@@ -38,6 +40,22 @@ def evaluate(run: Run) -> dict:
           f"{analogy['skipped']} skipped), WordSim353 {_fmt(similarity['wordsim353']['spearman'])}, "
           f"SimLex-999 {_fmt(similarity['simlex999']['spearman'])}")
     return results
+
+
+def _sentiment(vectors, run: Run) -> dict:
+    from tasks.embeddings.downstream import sentiment
+
+    config = run.config
+    try:
+        result = sentiment(vectors, run.data_root, epochs=config.eval.sentiment_epochs,
+                           max_length=config.eval.sentiment_max_length, seed=config.seed,
+                           lowercase=config.data.lowercase, drop_punctuation=config.data.drop_punctuation)
+    except FileNotFoundError as error:  # the kit lacks movie_reviews: the other scores still count
+        print(f"embeddings: sentiment check skipped: {error}")
+        return {"skipped": str(error)}
+    print("embeddings: movie_reviews sentiment accuracy " + ", ".join(
+        f"{name} {value:.1%}" for name, value in result["accuracy"].items()))
+    return result
 
 
 def _fmt(value) -> str:

@@ -1,5 +1,6 @@
 """Export stage: vectors.txt and vectors.bin in word2vec's formats (gensim's
-KeyedVectors.load_word2vec_format reads both) and a SavedModel lookup: `lookup` takes token
+KeyedVectors.load_word2vec_format reads both), TensorBoard projector files
+(projector/vectors.tsv, projector/metadata.tsv) and a SavedModel lookup: `lookup` takes token
 strings [batch] and returns `vectors` float32 [batch, dim] (an unknown token gets the
 padding row, all zeros) and `known` bool. TensorFlow code (allowed here)."""
 
@@ -19,8 +20,10 @@ def export(run: Run):
     root = run.dir.saved_model.parent
     vectors.save_word2vec(root / "vectors.txt")
     vectors.save_word2vec(root / "vectors.bin", binary=True)
+    vectors.save_projector(root / "projector")
     info = {"word2vec_text": "vectors.txt", "word2vec_binary": "vectors.bin", "words": len(vectors),
-            "dim": int(vectors.vectors.shape[1])}
+            "dim": int(vectors.vectors.shape[1]),
+            "projector": "projector/vectors.tsv + projector/metadata.tsv (load both at projector.tensorflow.org)"}
     if not tensorflow_available():
         print(TF_MISSING)
         atomic_write_json(root / "export.json", info)

@@ -99,6 +99,22 @@ def report(run: Run) -> Path:
                    for word, found in results["neighbours"].items()],
                   note=("not in the vocabulary: " + ", ".join(results["neighbours_not_in_vocabulary"]))
                   if results["neighbours_not_in_vocabulary"] else "")
+    sentiment = results.get("sentiment")
+    if sentiment and "skipped" in sentiment:
+        rep.add_text("Sentiment (movie_reviews)", "Skipped: " + sentiment["skipped"])
+    elif sentiment:
+        names = {"frozen": "our vectors, frozen", "fine-tuned": "our vectors, fine-tuned",
+                 "random": "random initialisation, trained"}
+        rep.add_table("Sentiment of movie_reviews (downstream)", ["embedding layer", "test accuracy",
+                                                                  "train accuracy"],
+                      [[names[k], _value(v, True), _value(sentiment["train_accuracy"][k], True)]
+                       for k, v in sentiment["accuracy"].items()],
+                      note=f"Mean of the word vectors of a review, dropout, one logistic unit; "
+                           f"{sentiment['train_reviews']:,} training reviews (cv000-cv799), "
+                           f"{sentiment['test_reviews']:,} test reviews (cv800-cv999), {sentiment['epochs']} "
+                           f"epochs, the first {sentiment['max_length']} known words of each review; "
+                           f"{sentiment['train_tokens_out_of_vocabulary']:,} training tokens outside the "
+                           "vocabulary dropped.")
     if results["pca"]["words"]:
         rep.add_figure("pca", pca_plot(results["pca"]["words"], results["pca"]["points"]),
                        "The most frequent words projected on the first two principal components.")

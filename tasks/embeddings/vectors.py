@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.io import atomic_file
+from shared.io import atomic_file, atomic_write_text
 
 
 class WordVectors:
@@ -71,6 +71,18 @@ class WordVectors:
                     f.write((word + " " + " ".join(f"{v:.6g}" for v in vector) + "\n").encode("utf-8"))
         return path
 
+    def save_projector(self, folder: str | os.PathLike) -> Path:
+        """TensorBoard projector files: vectors.tsv (one row of tab-separated numbers per
+        word) and metadata.tsv (the words, one a line, same order; one column, no header)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = "\n".join("\t".join(f"{v:.6g}" for v in vector) for vector in self.vectors)
+        atomic_write_text(folder / "vectors.tsv", rows + "\n")
+        # a word that is empty or holds a tab / newline would shift the rows: written escaped
+        atomic_write_text(folder / "metadata.tsv", "\n".join(
+            (word.replace("\t", "\\t").replace("\n", "\\n") or "<empty>") for word in self.words) + "\n")
+        return folder
+
     @classmethod
     def load_word2vec(cls, path: str | os.PathLike, binary: bool = False) -> WordVectors:
         """Reads either format; a header that disagrees with the rows is a ValueError naming
@@ -96,10 +108,67 @@ class WordVectors:
                     vectors[row] = np.frombuffer(data, "<f4")
                     words.append(word.decode("utf-8", errors="replace"))
                 else:
-                    parts = f.readline().decode("utf-8", errors="replace").rstrip("\n").split(" ")
+                    parts = f.readline().decode("utf-8", errors="replace").rstrip().split(" ")
                     if len(parts) != dim + 1:
                         raise ValueError(f"{path}: line {row + 2} has {len(parts) - 1} numbers, the header says "
                                          f"dimension {dim}" + (" (the file ends early)" if parts == [""] else ""))
                     words.append(parts[0])
-                    vectors[row] = np.asarray(parts[1:], np.float32)
+                    vectors[row] = _numbers(parts[1:], path, row + 2)
+            if not binary and f.read().strip():
+                raise ValueError(f"{path}: the header says {count} words, the file has more lines after line "
+                                 f"{count + 1}")
         return cls(words, vectors)
+
+    @classmethod
+    def load_glove(cls, path: str | os.PathLike) -> WordVectors:
+        """GloVe's text format: 'word v1 ... vd' per line, no header; every line must have
+        the first line's count of numbers (a ValueError names the file and line)."""
+        path = Path(path)
+        words, rows, dim = [], [], None
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                parts = raw.decode("utf-8", errors="replace").rstrip().split(" ")
+                if parts == [""]:
+                    continue
+                dim = len(parts) - 1 if dim is None else dim
+                if len(parts) - 1 != dim or dim == 0:
+                    raise ValueError(f"{path}: line {number} has {len(parts) - 1} numbers, the first line has {dim}")
+                words.append(parts[0])
+                rows.append(_numbers(parts[1:], path, number))
+        if not rows:
+            raise ValueError(f"{path}: no vectors in the file")
+        return cls(words, np.stack(rows))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, kind: str = "auto") -> WordVectors:
+        """`kind`: word2vec (text), word2vec-binary, glove, or auto: .bin is word2vec binary,
+        a first line of two integers is word2vec text, anything else GloVe."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"Vectors file {path} not found.")
+        if kind == "auto":
+            with open(path, "rb") as f:
+                first = f.readline().split()
+            header = len(first) == 2 and all(token.isdigit() for token in first)
+            kind = "word2vec-binary" if path.suffix == ".bin" else "word2vec" if header else "glove"
+        if kind == "glove":
+            return cls.load_glove(path)
+        if kind in ("word2vec", "word2vec-binary"):
+            return cls.load_word2vec(path, binary=kind == "word2vec-binary")
+        raise ValueError(f"Unknown vectors format {kind!r}. Expected auto, word2vec, word2vec-binary or glove.")
+
+
+def _numbers(fields: list[str], path: Path, line: int) -> np.ndarray:
+    try:
+        return np.asarray(fields, np.float32)
+    except ValueError:
+        bad = next(x for x in fields if not _is_number(x))
+        raise ValueError(f"{path}: line {line} holds {bad[:30]!r} where a number was expected") from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
