@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from shared import runtime
+from shared import distribute, runtime
 
 COMMANDS = ("train", "evaluate", "export", "predict", "report", "run")
 
@@ -39,6 +39,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision",
                         choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
                         help="dtype policy (default: the config's train.precision, 'auto')")
+    parser.add_argument("--distribute", choices=("none", "auto", "data_parallel"),
+                        help="train on several devices/hosts (default: the config's "
+                             "train.distribute, 'none'); see README, Multi-device and multi-host")
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"),
                         help="where reports/index.html lists every task's latest report")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch, less output")
@@ -86,6 +89,9 @@ def build_run(task, args):
 
     preset = args.preset or (args.config.stem if getattr(args, "config", None) else "demo")
     workdir = args.workdir or Path("runs") / task.name / preset
+    processes = distribute.processes()
+    if processes.count > 1 and not processes.chief:  # the chief writes the run folder; the
+        workdir = workdir / f"process-{processes.index}"  # others their own copy inside it
     run_dir = RunDir(workdir, task.name)
     fresh = (args.command in ("train", "run") and not args.resume
              or args.command in getattr(task, "standalone_commands", ()))  # e.g. `kts style transfer`
@@ -110,6 +116,8 @@ def build_run(task, args):
         check_writable(args.reports_dir, "the reports folder")
     if args.precision:
         cfg.train.precision = args.precision
+    if getattr(args, "distribute", None):
+        cfg.train.distribute = args.distribute
     if args.command in ("train", "run"):
         config_lib.save(cfg, run_dir.config_json)
     return Run(config=cfg, dir=run_dir, data_root=runtime.resolve_data_root(args.data_root),
@@ -140,12 +148,16 @@ def run_task_command(task_name: str, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     args.command = aliases.get(args.command, args.command)
     runtime.select_backend(args.backend, verbose=args.verbose)
+    if args.command in ("train", "run"):  # several processes launched: join them first
+        distribute.initialize_processes()
     run = build_run(task, args)
     run.options = {dest: getattr(args, dest) for dest in extra}
     if args.command != "predict":  # inference draws no random numbers; seeding would also
         runtime.seed_everything(run.config.seed)  # import TensorFlow under JAX (seconds)
     runtime.set_precision(run.config.train.precision)
-    if args.command == "run":
+    if args.command == "run" and not distribute.processes().chief:
+        task.run_stage(run, "train")  # evaluate, export and report: the chief's alone
+    elif args.command == "run":
         task.run_all(run)
     elif args.command == "predict" or args.command in getattr(task, "standalone_commands", ()):
         if not args.inputs:

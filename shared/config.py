@@ -31,7 +31,7 @@ class TrainConfig:
     """Training settings every task shares (consumed by `shared.training`)."""
 
     epochs: int = 10
-    batch_size: int = 64
+    batch_size: int = 64  # the global batch: all devices and processes together
     optimizer: Literal["sgd", "adam", "adamw"] = "adamw"
     learning_rate: float = 1e-3
     momentum: float = 0.9
@@ -49,6 +49,11 @@ class TrainConfig:
     prefetch: int = 2  # batches prepared ahead
     max_steps_per_epoch: int = 0  # 0 = the whole training split per epoch
     average_last_epochs: int = 0  # > 1: the final weights are the mean of the last N epochs' weights
+    # data-parallel training (shared.distribute): none | auto (when > 1 device or process) | data_parallel
+    distribute: Literal["none", "auto", "data_parallel"] = "none"
+    # learning_rate as given (none), or times batch_size / lr_base_batch_size (linear)
+    lr_scaling: Literal["none", "linear"] = "none"
+    lr_base_batch_size: int = 0  # linear: the batch size learning_rate was tuned for
 
     def validate(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size,
@@ -59,6 +64,10 @@ class TrainConfig:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(
                 f"train.label_smoothing must be in [0, 1). Received: {self.label_smoothing}")
+        if self.lr_scaling == "linear" and self.lr_base_batch_size <= 0:
+            raise ConfigError("train.lr_scaling=linear needs train.lr_base_batch_size > 0 (the batch "
+                              "size train.learning_rate is for). Received: lr_base_batch_size="
+                              f"{self.lr_base_batch_size}")
         if self.average_last_epochs < 0 or self.average_last_epochs > self.epochs:
             raise ConfigError(f"train.average_last_epochs must be in [0, epochs={self.epochs}]. "
                               f"Received: {self.average_last_epochs}")

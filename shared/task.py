@@ -98,6 +98,9 @@ class Task:
     commands = ("train", "evaluate", "export", "predict", "report", "run")
     aliases: dict[str, str] = {}  # extra command -> stage, e.g. {"translate": "predict"}
     extra_arguments: tuple = ()  # (flag, argparse kwargs) pairs; parsed into Run.options
+    # the backends on which the task's training is data-parallel (True: all, False: none);
+    # elsewhere --distribute says so and trains on one device
+    data_parallel: bool | tuple[str, ...] = True
     # `kts <task> tune`: the headline validation metric, a key of the Keras epoch logs (None:
     # the task cannot be tuned), its direction, and the key of evaluation/results.json that is
     # the same metric on the test split (for the best trial's train/val/test gap; None: none).
@@ -135,11 +138,30 @@ class Task:
         from shared.checkpoints import TrainingDivergedError
 
         try:
-            return self._stage("train")(run)
+            with self.distribution(run):
+                return self._stage("train")(run)
         except TrainingDivergedError:
             if not run.resume:  # config.json is this run's now: an older model.keras left
                 run.dir.model_keras.unlink(missing_ok=True)  # there would pass as its result
             raise
+
+    def distribution(self, run: Run):
+        """The context the train stage runs in: `train.distribute` (shared.distribute)."""
+        import keras
+
+        from shared import distribute
+
+        train = getattr(run.config, "train", None)
+        mode = getattr(train, "distribute", "none")
+        backend = keras.backend.backend()
+        supported = self.data_parallel if isinstance(self.data_parallel, tuple) else (
+            (backend,) if self.data_parallel else ())
+        if mode != "none" and backend not in supported:
+            print(f"{self.name}: its training is not data-parallel on {backend}"
+                  + (f" (only on {', '.join(supported)})" if supported else "")
+                  + f"; train.distribute={mode} is ignored, training on one device.")
+            mode = "none"
+        return distribute.scope(mode, getattr(train, "batch_size", 1))
 
     def evaluate(self, run: Run) -> dict:
         return self._stage("evaluate")(run)

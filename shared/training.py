@@ -20,7 +20,7 @@ from pathlib import Path
 
 import keras
 
-from shared import checkpoints, tune_callback
+from shared import checkpoints, distribute, tune_callback
 from shared.callbacks import (
     AtomicBackupAndRestore,
     AverageLastEpochs,
@@ -34,10 +34,18 @@ from shared.io import atomic_write_text
 from shared.runtime import tensorflow_available
 
 
+def learning_rate_factor(config: TrainConfig) -> float:
+    """`train.lr_scaling`: 1 (none), or batch_size / lr_base_batch_size (linear scaling with
+    the global batch, Goyal et al. 2017)."""
+    if config.lr_scaling == "linear":
+        return config.batch_size / config.lr_base_batch_size
+    return 1.0
+
+
 def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int, scale: float = 1.0,
                            epochs: int | None = None):
     """Constant, warmup+cosine or step decay, in optimizer steps, over `epochs`."""
-    peak = config.learning_rate * scale
+    peak = config.learning_rate * scale * learning_rate_factor(config)
     total = max(1, (epochs or config.epochs) * steps_per_epoch)
     warmup = int(config.warmup_epochs * steps_per_epoch)
     if config.schedule == "step":
@@ -174,6 +182,7 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
                                     nan_guard)
         callbacks.append(average)
     callbacks.extend(extra_callbacks or [])
+    callbacks.extend(distribute.fit_callbacks())
     callbacks.extend(tune_callback.session_callbacks())  # a search trial's metric reporter, if any
 
     started = time.perf_counter()
@@ -181,7 +190,8 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
         # Keras cannot know a grain validation set's length and warns when it ends; the
         # training stream is infinite, so this message never concerns it.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        model.fit(make_train_data(start_step), validation_data=validation_data, epochs=epochs,
+        model.fit(distribute.train_input(make_train_data(start_step)),
+                  validation_data=validation_data, epochs=epochs,
                   steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
                   shuffle=False)
     if nan_guard.message:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import keras
 
+from shared import distribute
 from tasks.detection.assigner import TaskAlignedAssigner
 from tasks.detection.box_ops import decode_predictions
 from tasks.detection.losses import YoloLoss
@@ -41,7 +42,7 @@ class YoloDetector(keras.Model):
         regularization = self.losses
         if regularization:
             total = total + keras.ops.sum(regularization)
-        return total
+        return distribute.replica_loss(total)  # 1/replicas under a TF strategy, as Keras' losses
 
     @property
     def metrics(self):
