@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo data test test-slow bench lint clean gpu-bundle
+.PHONY: demo data test test-slow bench bench-quick bench-latency lint clean gpu-bundle
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,33 @@ test: $(STAMP) data
 test-slow: $(STAMP)
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q -m slow
 
+# Every task's benchmark (ours and its peer in the same script), each writing --json into
+# $(BENCH_OUT), then the table at the top of docs/benchmarks.md regenerated from them.
+# bench-quick: the same scripts at toy sizes (minutes on 2 CPU cores; the figures say little).
+# predict_latency (cold start) reads the runs `make demo` writes: `make bench-latency`.
+BENCH_OUT ?= reports/bench
 bench: $(STAMP)
-	$(BIN)/python benchmarks/classification.py
-	$(BIN)/python benchmarks/detection.py
-	$(BIN)/python benchmarks/seq2seq.py
+	mkdir -p $(BENCH_OUT)
+	$(BIN)/python benchmarks/classification.py --json $(BENCH_OUT)/classification.json
+	$(BIN)/python benchmarks/detection.py --json $(BENCH_OUT)/detection.json
+	$(BIN)/python benchmarks/seq2seq.py --json $(BENCH_OUT)/seq2seq.json
+	$(BIN)/python benchmarks/embeddings.py --preset nltk-sg --json $(BENCH_OUT)/embeddings.json
+	$(BIN)/python benchmarks/style.py --json $(BENCH_OUT)/style.json
+	$(BIN)/python benchmarks/collect.py $(BENCH_OUT)/*.json --doc docs/benchmarks.md
+
+bench-quick: $(STAMP)
+	mkdir -p $(BENCH_OUT)/quick
+	$(BIN)/python benchmarks/classification.py --images 256 --batch-size 64 --epochs 2 --json $(BENCH_OUT)/quick/classification.json
+	$(BIN)/python benchmarks/detection.py --image-size 320 --images 8 --batch-size 4 --epochs 2 --json $(BENCH_OUT)/quick/detection.json
+	$(BIN)/python benchmarks/seq2seq.py --size small --sentences 256 --batch-size 32 --epochs 2 --decode-sentences 16 --json $(BENCH_OUT)/quick/seq2seq.json
+	$(BIN)/python benchmarks/embeddings.py --preset demo --epochs 1 --json $(BENCH_OUT)/quick/embeddings.json
+	$(BIN)/python benchmarks/style.py --quick --json $(BENCH_OUT)/quick/style.json
+	$(BIN)/python benchmarks/collect.py $(BENCH_OUT)/quick/*.json --doc $(BENCH_OUT)/quick/benchmarks.md
+
+bench-latency: $(STAMP)
+	mkdir -p $(BENCH_OUT)
+	$(BIN)/python benchmarks/predict_latency.py --json $(BENCH_OUT)/predict_latency.json
+	$(BIN)/python benchmarks/collect.py $(BENCH_OUT)/*.json --doc docs/benchmarks.md
 
 # For the offline H200 machine (no TensorFlow, no network): wheels into .whl/ and the data
 # the GPU runs read into .gpu-data/ (both git-ignored); see docs/benchmarks.md.
