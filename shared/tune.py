@@ -105,7 +105,7 @@ def _engine(settings: dict, resume: bool, worker: int, existing: int = 0):
 
     storage = make_storage(settings["storage"])
     sampler = make_sampler(settings["sampler"], settings["seed"] + 1000 * worker + existing, settings["trials"])
-    pruner = make_pruner(settings["pruner"], settings["max_epochs"])
+    pruner = make_pruner(settings["pruner"], settings["max_epochs"], settings["trials"])
     study, resumed = open_study(storage, settings["storage"], settings["study"], settings["direction"],
                                 _identity(settings), resume, sampler, pruner)
     return storage, study, resumed

@@ -126,6 +126,10 @@ def write_report(study, settings, rows, best, test, line, command) -> Path:
     keys = list(settings["space"])
     counts = {state: sum(r["state"] == state for r in rows) for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
     wall = sum(r["seconds"] or 0.0 for r in rows)
+    trials = study.get_trials(deepcopy=False)
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    elapsed = (max(ends) - min(starts)).total_seconds() if starts and ends else None
     rep = Report(settings["task"], f"Hyperparameter search: {settings['study']} ({settings['preset']} preset, "
                                    f"{settings['sampler']} sampler, {settings['pruner']} pruner)")
     headline = {f"best validation {metric}": best["value"] if best else "none",
@@ -134,6 +138,8 @@ def write_report(study, settings, rows, best, test, line, command) -> Path:
         headline[f"test {settings['test_key']} (best trial, scored once)"] = test
     headline.update({"complete": counts["COMPLETE"], "pruned": counts["PRUNED"], "failed": counts["FAIL"],
                      "trial wall time, summed": f"{wall:.0f} s"})
+    if elapsed is not None:
+        headline["study wall time"] = f"{elapsed:.0f} s"
     rep.add_metrics(headline)
     if line:
         rep.add_text("Best trial: bias / variance", line)
@@ -158,11 +164,12 @@ def write_report(study, settings, rows, best, test, line, command) -> Path:
                    "One line per complete trial; darker is better.")
     rep.add_figure("pruned_vs_complete", tune_plots.intermediate_values(rows, metric),
                    f"{metric} after each epoch as reported to the pruner: complete (blue) and pruned (orange).")
-    rep.add_figure("wall_time", tune_plots.wall_time(rows), "Seconds per trial (its training process).")
+    rep.add_figure("wall_time", tune_plots.wall_time(rows), "Seconds per trial: its process's wall time, Python and "
+                   "Keras start-up included.")
     rep.set_run_info({k: v for k, v in settings.items() if k not in ("quiet",)},
                      {"python": platform.python_version(), "platform": platform.platform(),
                       "cpu_count": os.cpu_count(), "backend": os.environ.get("KERAS_BACKEND", "tensorflow")},
-                     {"trials, summed": wall})
+                     {"trials, summed": wall, **({"study, first start to last end": elapsed} if elapsed else {})})
     report_dir = Path(settings["study_dir"]) / "report"
     rep.write(report_dir)
     plain_rows = [{k: v for k, v in r.items()} for r in rows]
@@ -170,7 +177,7 @@ def write_report(study, settings, rows, best, test, line, command) -> Path:
                                                    "best": best, "test": test, "bias_variance": line,
                                                    "importances": weights})
     update_index(settings["reports_dir"], f"{settings['task']} tune {settings['study']}", report_dir,
-                 {k: v for k, v in headline.items() if k != "trial wall time, summed"})
+                 {k: v for k, v in headline.items() if k not in ("trial wall time, summed", "study wall time")})
     return report_dir
 
 

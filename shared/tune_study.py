@@ -67,15 +67,18 @@ def make_sampler(name: str, seed: int, trials: int):
     raise ConfigError(f"Unknown sampler {name!r}. Expected one of: {', '.join(SAMPLERS)}")
 
 
-def make_pruner(name: str, max_epochs: int):
-    """median: stop a trial whose metric is worse than the median of earlier trials at the same
-    epoch (after 2 finished trials and from its 2nd epoch); hyperband: successive halving
-    brackets over 1..max_epochs epochs."""
+def make_pruner(name: str, max_epochs: int, trials: int = 10):
+    """median: stop a trial whose best metric so far is worse than the median of earlier trials
+    at the same epoch, once max(2, min(5, trials // 3)) trials have finished and from epoch
+    max(1, max_epochs // 3) on (a first search here, pruning from the 2nd of 8 epochs after 2
+    trials, pruned 8 of 10 trials, some on par with the best at that epoch; docs/results.md);
+    hyperband: successive-halving brackets over 1..max_epochs epochs."""
     optuna = _quiet_optuna()
     if name == "none":
         return optuna.pruners.NopPruner()
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=max(2, min(5, trials // 3)),
+                                           n_warmup_steps=max(1, max_epochs // 3))
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, max_epochs), reduction_factor=3)
     raise ConfigError(f"Unknown pruner {name!r}. Expected one of: {', '.join(PRUNERS)}")
@@ -101,10 +104,11 @@ def open_study(storage, url: str, name: str, direction: str, identity: dict, res
             raise ConfigError(f"Study {name!r} in {url} was not made by kts tune; choose another --study.")
         study.set_user_attr("kts", identity)
         return study, False
-    for field in ("task", "metric", "space"):
-        if recorded.get(field) != identity[field]:
-            raise ConfigError(f"Study {name!r} in {url} exists with another {field}: {recorded.get(field)} "
-                              f"(this command: {identity[field]}). Choose another --study NAME.")
+    for field, what in (("task", "task"), ("metric", "metric"), ("space", "space"), ("preset", "preset"),
+                        ("overrides", "set of --set overrides")):
+        if recorded.get(field) != identity.get(field):
+            raise ConfigError(f"Study {name!r} in {url} exists with another {what}: {recorded.get(field)} "
+                              f"(this command: {identity.get(field)}). Choose another --study NAME.")
     if not resume:
         raise ConfigError(f"Study {name!r} already exists in {url} ({len(study.trials)} trials). Pass --resume to "
                           "continue it (or to join it from another machine), or choose another --study NAME.")

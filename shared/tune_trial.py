@@ -53,7 +53,8 @@ def launch(job, beat, settings: dict, base_config, study_dir: Path, log_errors=p
     atomic_write_json(folder / "trial.json", {
         "task": settings["task"], "storage": settings["storage"], "study": settings["study"],
         "trial_id": job.trial_id, "number": job.number, "metric": settings["metric"],
-        "pruner": settings["pruner"], "max_epochs": settings["max_epochs"], "resume": job.resume,
+        "pruner": settings["pruner"], "max_epochs": settings["max_epochs"], "trials": settings["trials"],
+        "resume": job.resume,
         "data_root": settings["data_root"], "preset": settings["preset"]})
     started = time.time()
     with open(folder / "trial.log", "a") as log:
@@ -66,7 +67,9 @@ def launch(job, beat, settings: dict, base_config, study_dir: Path, log_errors=p
                 beat()
     seconds = time.time() - started
     if result_path.exists():
-        return _outcome(json.loads(result_path.read_text()), folder)
+        outcome = _outcome(json.loads(result_path.read_text()), folder)
+        outcome.attrs["seconds"] = round(seconds, 2)  # the trial process's wall time, start-up included
+        return outcome
     tail = (folder / "trial.log").read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
     return Outcome("fail", message=f"the trial process exited with {process.returncode}: {tail[0][:300]} "
                                    f"(log: {folder / 'trial.log'})", attrs={"seconds": round(seconds, 2)})
@@ -75,7 +78,8 @@ def launch(job, beat, settings: dict, base_config, study_dir: Path, log_errors=p
 def _outcome(result: dict, folder: Path):
     from shared.tune_study import Outcome
 
-    attrs = {k: result[k] for k in ("seconds", "epochs", "train_value", "pruned_at") if k in result}
+    attrs = {k: result[k] for k in ("epochs", "train_value", "pruned_at") if k in result}
+    attrs["train_seconds"] = result.get("seconds")
     attrs["run_dir"] = str(folder)
     return Outcome(result["state"], result.get("value"), result.get("message", ""), attrs)
 
@@ -103,7 +107,7 @@ def _reporter(spec: dict):
     storage = make_storage(spec["storage"])
     study = optuna.load_study(study_name=spec["study"], storage=storage,
                               sampler=optuna.samplers.RandomSampler(),
-                              pruner=make_pruner(spec["pruner"], spec["max_epochs"]))
+                              pruner=make_pruner(spec["pruner"], spec["max_epochs"], spec["trials"]))
     trial = optuna.trial.Trial(study, spec["trial_id"])
 
     def report(step: int, value: float) -> bool:
