@@ -87,8 +87,9 @@ def test_frozen_initial_vectors_stay_and_the_export_has_projector_files(tmp_path
     start = np.random.default_rng(0).normal(size=(4, 32)).astype(np.float32)
     path = WordVectors(words, start).save_word2vec(tmp_path / "start.txt")
     workdir = tmp_path / "run"
-    assert run_cli("embeddings", "run", workdir, *TINY, "--set", f"model.init_vectors={path}",
+    assert run_cli("embeddings", "train", workdir, *TINY, "--set", f"model.init_vectors={path}",
                    "--set", "model.freeze_vectors=true") == 0
+    assert run_cli("embeddings", "export", workdir) == 0
     training = json.loads((workdir / "training.json").read_text())
     assert training["initial_vectors"]["vocabulary_words_found"] == 3
     trained = WordVectors.load(workdir / "export/vectors.txt")
@@ -197,6 +198,6 @@ def test_hierarchical_softmax_probabilities_sum_to_one_and_training_lowers_the_l
         probability += np.exp(-float(ops.convert_to_numpy(loss)))
     assert probability == pytest.approx(1.0, abs=1e-4)
     assert run_cli("embeddings", "train", tmp_path / "hs", *TINY, "--set", "model.objective=hierarchical",
-                   "--set", "train.epochs=2") == 0
+                   "--set", "train.epochs=2", "--set", "data.max_words=8000") == 0
     loss = json.loads((tmp_path / "hs/training.json").read_text())["loss"]
     assert len(loss) == 2 and loss[1] < loss[0]

@@ -95,7 +95,7 @@ def classifier(vocab_size: int, dim: int, initial: np.ndarray | None, trainable:
     return model
 
 
-def sentiment(vectors, data_root, *, epochs: int = 20, max_length: int = 500, seed: int = 0,
+def sentiment(vectors, data_root, *, epochs: int = 10, max_length: int = 400, seed: int = 0,
               lowercase: bool = True, drop_punctuation: bool = True, per_class: int = 0) -> dict:
     """Test accuracy of the three classifiers (VARIANTS); the vectors enter unit-normalised."""
     import keras
@@ -110,7 +110,7 @@ def sentiment(vectors, data_root, *, epochs: int = 20, max_length: int = 500, se
     for name, (ours, trainable) in VARIANTS.items():
         keras.utils.set_random_seed(seed)
         model = classifier(len(vectors), vectors.vectors.shape[1], vectors.unit if ours else None, trainable, seed)
-        model.fit(x_train, y_train, batch_size=32, epochs=epochs, verbose=0, shuffle=True)
+        model.fit(x_train, y_train, batch_size=64, epochs=epochs, verbose=0, shuffle=True)
         result["accuracy"][name] = float(model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"])
         result["train_accuracy"][name] = float(model.evaluate(x_train, y_train, verbose=0,
                                                               return_dict=True)["accuracy"])
