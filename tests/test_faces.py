@@ -217,16 +217,17 @@ def test_losses_match_plain_numpy():
 
 
 @pytest.mark.backend
-def test_arcface_head_trains_and_is_not_part_of_the_saved_embedding_model(tmp_path):
+def test_a_triplet_loss_trains_the_embedding_model_and_it_reloads_equal(tmp_path):
     import keras
 
     from tasks.faces import models
     from tasks.faces.config import FacesConfig
 
     cfg = FacesConfig()
-    cfg.model.loss = "arcface"  # the other losses train in the smoke run and are checked against numpy
+    cfg.model.loss = "triplet_hard"  # ArcFace trains in the smoke run; every loss is checked against numpy
     embedding = models.build_embedding_model("resnet20", 16, 8, width_multiplier=0.25)
-    model = models.training_model(embedding, "arcface", num_classes=3)
+    model = models.training_model(embedding, "triplet_hard", num_classes=3)
+    assert model is embedding  # no head: the embedding model is what fit() trains
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=models.make_loss(cfg), jit_compile=False)
     x = np.random.default_rng(0).uniform(0, 255, (6, 16, 16, 3)).astype(np.float32)
     y = np.asarray([0, 0, 1, 1, 2, 2], np.int32)
@@ -239,7 +240,6 @@ def test_arcface_head_trains_and_is_not_part_of_the_saved_embedding_model(tmp_pa
     path = tmp_path / "model.keras"
     embedding.save(path)
     reloaded = models.load_embedding_model(path)
-    assert not any("arcface" in layer.name for layer in reloaded.layers)
     np.testing.assert_allclose(models.embed(reloaded, x), models.embed(embedding, x), atol=1e-5)
 
 
@@ -263,6 +263,12 @@ def test_run_writes_every_artifact_and_the_baseline(smoke_run):
     results = json.loads((smoke_run / "evaluation/results.json").read_text())
     ours, pca = results["ours"], results["eigenfaces"]
     assert results["data"]["eval_pairs_same"] == 6 * 45 == results["data"]["eval_pairs_different"]
+    model = json.loads((smoke_run / "config.json").read_text())["model"]
+    assert model["loss"] == "arcface"  # its head is dropped: model.keras maps images to unit embeddings
+    import keras
+
+    saved = keras.models.load_model(smoke_run / "model.keras", compile=False)
+    assert tuple(saved.output.shape) == (None, 32) and not any("arcface" in layer.name for layer in saved.layers)
     assert len(ours["kfold_accuracy"]["per_fold"]) == 10 and 0.5 < pca["auc"] <= 1
     assert ours["tar_at_far"]["0.001"]["tar"] is None  # 270 negatives cannot resolve 1e-3
     assert ours["identification"]["gallery"] == 6 and ours["identification"]["probes"] == 54
@@ -360,3 +366,17 @@ def test_every_preset_is_valid_documented_and_round_trips(tmp_path):
         config_lib.apply_overrides(FacesConfig(), ["data.source=folder"])
     with pytest.raises(ConfigError, match="model.loss"):
         config_lib.apply_overrides(FacesConfig(), ["model.loss=softmax"])
+
+
+@pytest.mark.slow
+@pytest.mark.backend
+def test_resume_after_a_kill_is_exact(tmp_path, monkeypatch, data_root):
+    from shared.testing import train_killed_then_resumed
+    from tasks.faces import models
+
+    train_killed_then_resumed("faces", tmp_path, ("--preset", "smoke"), monkeypatch, data_root=data_root)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    straight = models.embed(models.load_embedding_model(tmp_path / "straight/model.keras"), x)
+    resumed = models.embed(models.load_embedding_model(tmp_path / "killed/model.keras"), x)
+    np.testing.assert_allclose(straight, resumed, atol=1e-5)
+    assert json.loads((tmp_path / "killed/training.json").read_text())["resumed_from_step"] > 0

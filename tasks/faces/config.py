@@ -38,13 +38,16 @@ class ModelConfig:
     backbone: Backbone = "resnet20"
     width_multiplier: float = 1.0
     embedding_dim: int = 128
-    loss: Literal["triplet_hard", "triplet_semihard", "contrastive", "arcface"] = "triplet_semihard"
+    dropout_rate: float = 0.0  # before the projection, in training only
+    loss: Literal["triplet_hard", "triplet_semihard", "contrastive", "arcface"] = "arcface"
     margin: float = 0.2  # triplet: in squared distances of unit vectors (FaceNet's 0.2)
     contrastive_margin: float = 1.0  # contrastive: different people pushed past this distance
     arcface_scale: float = 30.0
     arcface_margin: float = 0.3  # radians
 
     def validate(self):
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ConfigError(f"model.dropout_rate must be in [0, 1). Received: {self.dropout_rate}")
         if self.embedding_dim < 2:
             raise ConfigError(f"model.embedding_dim must be >= 2. Received: {self.embedding_dim}")
         for key in ("margin", "contrastive_margin", "width_multiplier", "arcface_scale"):

@@ -40,11 +40,13 @@ def _backbone(name: str, input_shape, width_multiplier: float) -> keras.Model:
 
 
 def build_embedding_model(backbone: str, image_size: int, embedding_dim: int = 128,
-                          width_multiplier: float = 1.0) -> keras.Model:
+                          width_multiplier: float = 1.0, dropout_rate: float = 0.0) -> keras.Model:
     image = keras.Input((image_size, image_size, 3), dtype="float32", name="image")
     features = layers.Rescaling(1 / 255.0, dtype="float32", name="preprocessing")(image)
     features = _backbone(backbone, (image_size, image_size, 3), width_multiplier)(features)
     features = layers.GlobalAveragePooling2D(name="pooling")(features)
+    if dropout_rate > 0:
+        features = layers.Dropout(dropout_rate, name="dropout")(features)
     features = layers.Dense(embedding_dim, use_bias=False, name="projection")(features)
     features = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="projection_bn")(features)
     embedding = layers.UnitNormalization(axis=-1, dtype="float32", name="embedding")(features)

@@ -64,7 +64,8 @@ def train(run: Run) -> dict:
     batches = make_batches(config, splits)
     steps = batches.steps_per_epoch(config.train.max_steps_per_epoch)
     embedding = models.build_embedding_model(config.model.backbone, config.data.image_size,
-                                             config.model.embedding_dim, config.model.width_multiplier)
+                                             config.model.embedding_dim, config.model.width_multiplier,
+                                             config.model.dropout_rate)
     model = models.training_model(embedding, config.model.loss, len(batches.identities))
     model.compile(optimizer=training.make_optimizer(config.train, steps), loss=models.make_loss(config),
                   jit_compile=training.jit_compile_flag(config.train))
