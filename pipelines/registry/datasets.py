@@ -141,7 +141,7 @@ ENTRIES: tuple[Dataset, ...] = (
         name="olivetti", folder="olivetti-faces", title="Olivetti/ORL faces: 40 people x 10 grey 64x64 images",
         license="none stated; free for research, credit the Olivetti Research Laboratory",
         citation="Samaria & Harter 1994, Parameterisation of a stochastic model for human face identification",
-        used_by="pipelines.datasets.olivetti (classification data.source=olivetti; face verification)",
+        used_by="pipelines.datasets.olivetti (classification and faces data.source=olivetti)",
         upstream=f"{_OLIVETTI[0]}@{_OLIVETTI[1]} olivettifaces.mat",
         origins=(Origin("olivettifaces.mat", _gh(*_OLIVETTI, "olivettifaces.mat")),),
         data_sources=("olivetti",),
