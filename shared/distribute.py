@@ -247,7 +247,8 @@ def _data_parallel(devices: list[str], process_count: int):
                 return super().get_data_layout(data_shape)
             return keras.distribution.TensorLayout([None] * len(data_shape), self.device_mesh)
 
-    return DataParallel(devices=devices)
+    # the pipelines already give each process its slice (pipelines.builder.set_process_shard)
+    return DataParallel(devices=devices, auto_shard_dataset=False)
 
 
 def fit_callbacks() -> list:
