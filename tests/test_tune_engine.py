@@ -119,3 +119,13 @@ def test_bias_variance_line(train, val, test, maximize, expected):
     from shared.tune_report import bias_variance
 
     assert expected in bias_variance(train, val, test, maximize, "m")
+
+
+@pytest.mark.parametrize("name", tune_study.PRUNERS)
+def test_each_pruner_answers_the_trial_reporter(name):
+    optuna = pytest.importorskip("optuna")
+    study = optuna.create_study(direction="maximize", pruner=tune_study.make_pruner(name, 6, 9))
+    trial = study.ask()
+    for step in range(3):
+        trial.report(0.5, step)
+        assert isinstance(trial.should_prune(), bool)
