@@ -81,8 +81,8 @@ class EvalConfig:
     neighbours: tuple[str, ...] = ("king", "woman", "good", "money", "war", "day")
     plot_words: int = 150  # most frequent words in the 2-D PCA plot
     sentiment: bool = True  # movie_reviews classifier: our vectors frozen / fine-tuned vs random
-    sentiment_epochs: int = 20
-    sentiment_max_length: int = 500  # words per review
+    sentiment_epochs: int = 10
+    sentiment_max_length: int = 400  # words per review
 
 
 @dataclasses.dataclass
@@ -103,7 +103,9 @@ def nltk_sg() -> EmbeddingsConfig:
     (issue 18). Measured (2026-12-02, TF, 2 CPU cores shared with other jobs,
     benchmarks/embeddings.py): analogy 11.56%, WordSim353 0.403, SimLex-999 0.247 (gensim
     in the same script: 11.12%, 0.342, 0.240); 741 s of training on the loaded cores, 13x
-    gensim's time (docs/benchmarks.md)."""
+    gensim's time (docs/benchmarks.md). With XLA and 16 steps per call (2026-12-03, cores
+    loaded 5-6x over): the same scores, 519 s (36k words/s; gensim in the same script on the
+    same load: 281 s, 12.28%, 0.369, 0.243)."""
     return EmbeddingsConfig()
 
 
@@ -133,7 +135,10 @@ def demo() -> EmbeddingsConfig:
     Expect: measured (2026-12-02, TF, 2 CPU cores shared with other jobs): 1,135,921 training
     words, vocabulary 12,448, 25 s of training (46k words/s), analogy 0.79%, WordSim353 0.059,
     SimLex-999 0.065 (gensim on the same corpus and settings: 0.94%, 0.067, 0.066). One
-    epoch of 1.1M words is too little for good vectors; this preset shows the plumbing."""
+    epoch of 1.1M words is too little for good vectors; this preset shows the plumbing.
+    Since 2026-12-03 with XLA and 16 steps per call: the first epoch (which compiles 8 batch
+    shapes) took 57 s on cores loaded 5x over, later epochs 28-31 s (before: 59-74 s each);
+    the movie_reviews sentiment check adds ~10 s x load to the evaluation."""
     cfg = EmbeddingsConfig()
     cfg.data.corpora = ("abc", "state_union", "inaugural")
     cfg.train.epochs = 1
