@@ -4,9 +4,10 @@
 - `data_parallel`: every local device, and every process when several are launched:
   JAX: `keras.distribution.DataParallel` over `keras.distribution.list_devices()` (all
   processes' devices once `jax.distributed` is up); TensorFlow: `tf.distribute.
-  MirroredStrategy` over the local GPUs (else the logical CPUs), or
-  `MultiWorkerMirroredStrategy` when `TF_CONFIG` names several workers
-  (`shared.distribute_tf`, imported only under TensorFlow).
+  MirroredStrategy` over the local GPUs (else the logical CPUs) (`shared.distribute_tf`,
+  imported only under TensorFlow). A TF_CONFIG naming several workers is refused with the
+  reason: Keras 3.15's fit() fails under MultiWorkerMirroredStrategy (see
+  `initialize_processes`); several hosts train with JAX.
 - `auto`: `data_parallel` when there is more than one device or process, else `none`.
 
 `train.batch_size` is the global batch (all devices, all processes together): the same
@@ -18,7 +19,7 @@ learning rate by `batch_size / lr_base_batch_size` (`shared.training.make_optimi
 Several processes (hosts), JAX: every process runs the same `kts ... train` command with
 `KERAS_DISTRIBUTION_JOB_ADDRESSES` (the coordinator's host:port first),
 `KERAS_DISTRIBUTION_NUM_PROCESSES` and `KERAS_DISTRIBUTION_PROCESS_ID` (the variables
-`keras.distribution.initialize` reads). TensorFlow: `TF_CONFIG` (cluster + task).
+`keras.distribution.initialize` reads).
 """
 
 from __future__ import annotations
@@ -118,8 +119,9 @@ def jax_process_env() -> tuple[str | None, int, int] | None:
 
 def initialize_processes() -> Processes:
     """Joins the other processes when the environment launches several (once per process;
-    before any computation): JAX through `keras.distribution.initialize`, TensorFlow by making
-    the MultiWorkerMirroredStrategy from TF_CONFIG. A no-op for one process."""
+    before any computation): JAX through `keras.distribution.initialize`. Under TensorFlow a
+    TF_CONFIG is checked (a clear error when malformed) and several workers are refused with
+    the reason. A no-op for one process."""
     global _processes
     if _processes is not None:
         return _processes
@@ -136,9 +138,12 @@ def initialize_processes() -> Processes:
     elif keras.backend.backend() == "tensorflow" and os.environ.get("TF_CONFIG", "").strip():
         processes = parse_tf_config(os.environ["TF_CONFIG"])
         if processes.count > 1:
-            from shared import distribute_tf
-
-            distribute_tf.multi_worker_strategy()  # at program start, before other TF work
+            raise DistributeError(
+                f"TF_CONFIG names {processes.count} workers, but Keras {keras.__version__}'s fit() cannot "
+                "train under MultiWorkerMirroredStrategy (its first-batch build reduces the nested "
+                "per-replica batch, which the collective all-reduce refuses). Train on several hosts "
+                "with --backend jax and the KERAS_DISTRIBUTION_* variables (README, Multi-device and "
+                "multi-host); one TensorFlow worker trains on its local devices without TF_CONFIG.")
         _processes = processes
     else:
         _processes = Processes()
@@ -218,7 +223,7 @@ def scope(mode: str, batch_size: int):
         if keras.backend.backend() == "tensorflow":
             from shared import distribute_tf
 
-            with distribute_tf.strategy(chosen.processes.count).scope():
+            with distribute_tf.strategy().scope():
                 yield chosen
         else:
             distribution = _data_parallel(chosen.devices, chosen.processes.count)
@@ -282,16 +287,3 @@ def replica_loss(loss):
     from shared import distribute_tf
 
     return distribute_tf.scale_loss(loss)
-
-
-def train_input(dataset):
-    """The training stream as `fit()` should get it: as it is, except under TensorFlow with
-    several workers, where each worker's slice is handed to the strategy as its own input."""
-    if processes().count > 1:
-        import keras
-
-        if keras.backend.backend() == "tensorflow":
-            from shared import distribute_tf
-
-            return distribute_tf.per_worker_input(dataset)
-    return dataset

@@ -190,8 +190,7 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
         # Keras cannot know a grain validation set's length and warns when it ends; the
         # training stream is infinite, so this message never concerns it.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        model.fit(distribute.train_input(make_train_data(start_step)),
-                  validation_data=validation_data, epochs=epochs,
+        model.fit(make_train_data(start_step), validation_data=validation_data, epochs=epochs,
                   steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
                   shuffle=False)
     if nan_guard.message:

@@ -171,3 +171,21 @@ def test_malformed_tf_config_stops_training_with_one_line(tmp_path, data_root, m
                  "--distribute", "data_parallel"])
     assert code == 2
     assert "TF_CONFIG task.index must be an integer" in capsys.readouterr().err
+
+
+@pytest.mark.backend
+def test_several_tensorflow_workers_are_refused_with_the_reason(tmp_path, monkeypatch, capsys):
+    """Keras 3.15's fit() fails under MultiWorkerMirroredStrategy (measured with two workers
+    on localhost): TF_CONFIG with several workers stops at once and points to JAX."""
+    import keras
+
+    from shared.cli import main
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TF_CONFIG is read under TensorFlow")
+    monkeypatch.setattr(distribute, "_processes", None)
+    cluster = {"worker": ["localhost:1", "localhost:2"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    assert main(["classification", "train", "--preset", "smoke", "--workdir", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "TF_CONFIG names 2 workers" in error and "--backend jax" in error

@@ -156,26 +156,3 @@ def test_two_jax_processes_train_the_smoke_preset_like_one(tmp_path, data_root):
     assert accuracy[0] == pytest.approx(accuracy[1], abs=1e-6)
     assert (two / "export" / "saved_model").is_dir() and (two / "report" / "index.html").exists()
     assert (two / "process-1" / "model.keras").exists() and not (two / "process-1" / "export").exists()
-
-
-@pytest.mark.slow
-def test_two_tensorflow_workers_train_like_one(tmp_path, data_root):
-    """MultiWorkerMirroredStrategy from TF_CONFIG, two workers on localhost, one CPU each."""
-    base = [sys.executable, "-m", "shared.cli", "classification", "train", "--preset", "smoke", "--quiet",
-            "--data-root", str(data_root), "--set", "train.epochs=2", "--set", "train.max_steps_per_epoch=4",
-            "--set", "augment.translate=0"]
-    env = _environment("tensorflow", 1)
-    single = subprocess.run([*base, "--workdir", str(tmp_path / "single")], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=900)
-    assert single.returncode == 0, single.stderr[-3000:]
-    cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
-    workers = [subprocess.Popen(
-        [*base, "--workdir", str(tmp_path / "two"), "--distribute", "data_parallel"], cwd=REPO,
-        env={**env, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for index in range(2)]
-    outputs = [worker.communicate(timeout=900) for worker in workers]
-    for worker, (out, err) in zip(workers, outputs):
-        assert worker.returncode == 0, f"{out[-2000:]}\n{err[-3000:]}"
-    assert "2 processes (this is process 0)" in outputs[0][0]
-    assert _history(tmp_path / "two") == pytest.approx(_history(tmp_path / "single"), rel=1e-4)
-    assert (tmp_path / "two" / "model.keras").exists() and (tmp_path / "two" / "process-1" / "model.keras").exists()
