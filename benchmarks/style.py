@@ -152,7 +152,7 @@ def torch_gatys(perceptual, size: int, iterations: int) -> dict:
     steady = time.perf_counter() - started
     per_iteration = steady / (iterations - 1)
     return {"first_iteration_s": first, "iterations_per_second": 1 / per_iteration,
-            "seconds_for_n": per_iteration * iterations, "final_total": float(total)}
+            "seconds_for_n": per_iteration * iterations, "final_total": float(total.detach())}
 
 
 def ours_stylizer(size: int) -> dict:
