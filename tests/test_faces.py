@@ -216,6 +216,7 @@ def test_losses_match_plain_numpy():
     np.testing.assert_allclose(got, reference, rtol=1e-4)
 
 
+@pytest.mark.slow  # a second model compile (~3 min on loaded cores under JAX); the losses are checked above
 @pytest.mark.backend
 def test_a_triplet_loss_trains_the_embedding_model_and_it_reloads_equal(tmp_path):
     import keras

@@ -87,17 +87,23 @@ class FacesConfig:
 
 def olivetti() -> FacesConfig:
     """Olivetti: train on 30 people, verify on all pairs of the 10 unseen people (450 same +
-    450 different pairs, 10 folds); ResNet-20 on 64x64, batch-semi-hard triplets, 8 x 4 batches.
+    450 different pairs, 10 folds); ArcFace (s=30, m=0.3), ResNet-20 on 32x32, 8 x 4 batches,
+    60 epochs.
     Command: kts faces run --preset olivetti
-    Expect (issue 17): 10-fold accuracy >= 97%, AUC >= 0.99, rank-1 >= 95% in < 15 min on 2 CPU
-    cores; PCA eigenfaces on the same pairs ~88%. Measured: see README (Face verification)."""
-    return FacesConfig()
+    Expect: issue 17's target is 10-fold accuracy >= 97%, AUC >= 0.99, rank-1 >= 95% in < 15 min
+    on 2 CPU cores; NOT met. Measured (2026-12-03, seed 0, TF, 2 CPU cores shared with other
+    jobs): 87.0% +- 2.7, AUC 0.955, EER 12.9%, rank-1 77.8%, 316 s of training; eigenfaces on the
+    same pairs 82.9% +- 3.2, AUC 0.898."""
+    cfg = FacesConfig()
+    cfg.data.image_size = 32
+    return cfg
 
 
 def demo() -> FacesConfig:
-    """`make demo`: Olivetti at 32x32, 30 training people, 12 epochs.
+    """`make demo`: Olivetti at 32x32 (30 training people, 10 unseen), ArcFace, 12 epochs.
     Command: kts faces run --preset demo
-    Expect: about a minute on 2 CPU cores; well above chance, below the olivetti preset."""
+    Expect: about a minute on 2 idle CPU cores (not timed idle here); above chance, below the
+    olivetti preset (87%)."""
     cfg = FacesConfig()
     cfg.data.image_size = 32
     cfg.train.epochs = 12
