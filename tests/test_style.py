@@ -283,3 +283,13 @@ def test_every_preset_is_valid_and_documented():
         apply_overrides(factory(), [])
         assert "Command: kts style run --preset " + name in factory.__doc__
     assert "Expect:" in TASK.describe_presets()
+
+
+def test_benchmark_flags():
+    from benchmarks import style as bench
+
+    args = bench.parse_args(["--quick", "--no-peer", "--skip", "stylizer"])
+    assert (args.size, args.iterations, args.no_peer, args.skip) == (128, 20, True, ["stylizer"])
+    assert bench.parse_args([]).size == 512 and bench.parse_args([]).iterations == 500
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--iterations", "1"])
