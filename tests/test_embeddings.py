@@ -229,6 +229,7 @@ def tiny_run(tmp_path_factory):
 def test_run_writes_every_artifact(tiny_run):
     for name in ("config.json", "vocab.tsv", "model.keras", "training.json", "logs/history.csv",
                  "evaluation/results.json", "export/vectors.txt", "export/vectors.bin",
+                 "export/projector/vectors.tsv", "export/projector/metadata.tsv",
                  "report/report.json", "report/index.html", "report/pca.png", "report/loss.png"):
         assert (tiny_run / name).exists(), name
     training = json.loads((tiny_run / "training.json").read_text())
