@@ -83,6 +83,7 @@ CLASSIFICATION = ("classification", "--preset", "smoke", "--set", "train.epochs=
                   "--set", "train.max_steps_per_epoch=4")
 
 
+@pytest.mark.slow  # ~35 s on 2 idle cores, 173 s measured at load 12
 def test_four_jax_devices_train_classification_like_one(tmp_path, data_root):
     """Augmentation on: JAX's random numbers do not depend on how the batch is sharded."""
     task, *args = CLASSIFICATION
