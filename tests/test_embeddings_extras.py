@@ -201,3 +201,28 @@ def test_hierarchical_softmax_probabilities_sum_to_one_and_training_lowers_the_l
                    "--set", "train.epochs=2", "--set", "data.max_words=8000") == 0
     loss = json.loads((tmp_path / "hs/training.json").read_text())["loss"]
     assert len(loss) == 2 and loss[1] < loss[0]
+
+
+@pytest.mark.backend
+def test_initial_vectors_without_a_shared_word_or_of_another_dimension_are_clear_errors(tmp_path):
+    from tasks.embeddings.config import PRESETS
+    from tasks.embeddings.models import Word2Vec
+    from tasks.embeddings.training import load_initial_vectors
+
+    path = WordVectors(["Alpha", "Beta"], np.ones((2, 4))).save_word2vec(tmp_path / "v.txt")
+    config = PRESETS["smoke"]()
+    config.model.dim, config.model.init_vectors = 4, str(path)
+    model = Word2Vec(3, 4)
+    with pytest.raises(ValueError, match=r"None of the 3 vocabulary words is in .*v.txt .*Alpha, Beta.*lowercase"):
+        load_initial_vectors(model, config, ["alpha", "beta", "gamma"])
+    config.model.dim = 8
+    with pytest.raises(ValueError, match=r"holds 4-dimensional vectors; model.dim is 8"):
+        load_initial_vectors(Word2Vec(3, 8), config, ["Alpha", "beta", "gamma"])
+    found = load_initial_vectors(model, _with(config, dim=4), ["Alpha", "x", "y"])
+    assert found["vocabulary_words_found"] == 1
+
+
+def _with(config, **model):
+    for key, value in model.items():
+        setattr(config.model, key, value)
+    return config
