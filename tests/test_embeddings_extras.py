@@ -105,21 +105,29 @@ def test_frozen_initial_vectors_stay(tmp_path, capsys):
 
 
 # Sentiment ------------------------------------------------------------------------------------------
-@pytest.mark.backend
-def test_sentiment_check_reports_three_classifiers_on_the_fixed_split(data_root, tmp_path):
-    from tasks.embeddings.downstream import load_reviews, sentiment
+def test_sentiment_reviews_are_read_split_and_encoded(data_root, tmp_path):
+    from tasks.embeddings.downstream import encode, load_reviews
 
     reviews = load_reviews(data_root, per_class=6)
     assert len(reviews["train"][0]) == 12 and reviews["train"][1].sum() == 6 and len(reviews["test"][0]) == 12
     assert all(w == w.lower() and any(ch.isalnum() for ch in w) for w in reviews["train"][0][0])
+    ids, kept, dropped = encode([["the", "zzz", "film", "the"], []], {"the": 0, "film": 1}, 2)
+    assert ids.tolist() == [[1, 2], [0, 0]] and (kept, dropped) == (2, 1)  # id + 1; 0 pads; cut at 2
+    with pytest.raises(FileNotFoundError, match="kts data fetch nltk-corpora"):
+        load_reviews(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.backend
+def test_sentiment_check_reports_three_classifiers_on_the_fixed_split(data_root):
+    from tasks.embeddings.downstream import sentiment
+
     words = ["the", "film", "good", "bad", "movie", "great", "worst", "plot"]
     vectors = WordVectors(words, np.random.default_rng(0).normal(size=(len(words), 8)))
     result = sentiment(vectors, data_root, epochs=2, max_length=40, per_class=6)
     assert set(result["accuracy"]) == {"frozen", "fine-tuned", "random"}
     assert all(0 <= a <= 1 for a in result["accuracy"].values()) and result["test_reviews"] == 12
     assert result["train_tokens_out_of_vocabulary"] > result["train_tokens_kept"] > 0
-    with pytest.raises(FileNotFoundError, match="kts data fetch nltk-corpora"):
-        load_reviews(tmp_path)
 
 
 # Bad evaluation input --------------------------------------------------------------------------------
