@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/seq2seq.py --json $(BENCH_OUT)/seq2seq.json
 	$(BIN)/python benchmarks/embeddings.py --preset nltk-sg --json $(BENCH_OUT)/embeddings.json
 	$(BIN)/python benchmarks/style.py --json $(BENCH_OUT)/style.json
+	$(BIN)/python benchmarks/faces.py --json $(BENCH_OUT)/faces.json
 	$(BIN)/python benchmarks/collect.py $(BENCH_OUT)/*.json --doc docs/benchmarks.md
 
 bench-quick: $(STAMP)
@@ -54,6 +55,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/seq2seq.py --size small --sentences 256 --batch-size 32 --epochs 2 --decode-sentences 16 --json $(BENCH_OUT)/quick/seq2seq.json
 	$(BIN)/python benchmarks/embeddings.py --preset demo --epochs 1 --json $(BENCH_OUT)/quick/embeddings.json
 	$(BIN)/python benchmarks/style.py --quick --json $(BENCH_OUT)/quick/style.json
+	$(BIN)/python benchmarks/faces.py --images 128 --epochs 2 --json $(BENCH_OUT)/quick/faces.json
 	$(BIN)/python benchmarks/collect.py $(BENCH_OUT)/quick/*.json --doc $(BENCH_OUT)/quick/benchmarks.md
 
 bench-latency: $(STAMP)
