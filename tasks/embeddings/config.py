@@ -112,7 +112,9 @@ def nltk_sg() -> EmbeddingsConfig:
 def nltk_cbow() -> EmbeddingsConfig:
     """CBOW (mean of the context) on the whole NLTK kit at the reference settings.
     Command: kts embeddings run --preset nltk-cbow
-    Expect: gensim 4.4: analogy 9.45%, WordSim353 0.310 (issue 18). Ours not measured yet."""
+    Expect: gensim 4.4: analogy 9.45%, WordSim353 0.310 (issue 18). Measured (2026-12-03, TF,
+    quiet 2 CPU cores): 94 s of training (199k words/s), analogy 8.08%, WordSim353 0.306,
+    SimLex-999 0.170 (gensim in the same script: 16.9 s, 9.24%, 0.314, 0.161)."""
     cfg = EmbeddingsConfig()
     cfg.model.algorithm = "cbow"
     return cfg
