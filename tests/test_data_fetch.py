@@ -302,10 +302,11 @@ def test_demo_with_no_data_runs_what_it_can_and_reports_the_skipped(tmp_path, mo
     index = json.loads((tmp_path / "reports" / "index.json").read_text())
     assert {t: e["status"] for t, e in index.items()} == {
         "classification": "ok", "detection": "skipped", "seq2seq": "failed", "embeddings": "skipped",
-        "style": "skipped"}
+        "faces": "skipped", "style": "skipped"}
     assert "bccd" in index["detection"]["reason"] and "diverged" in index["seq2seq"]["reason"]
     assert "kts data fetch nltk-corpora" in index["embeddings"]["reason"]
     assert "kts data fetch style-images" in index["style"]["reason"]
+    assert "kts data fetch olivetti" in index["faces"]["reason"]
     html = (tmp_path / "reports" / "index.html").read_text()
     assert "diverged &lt;badly&gt;" in html and "kts data fetch bccd" in html
     summary = capsys.readouterr().out.split("demo summary:")[1]

@@ -29,6 +29,9 @@ class EmbeddingsTask(Task):
     config_class = EmbeddingsConfig
     presets = PRESETS
     aliases = _CommandAliases(similar="predict", analogy="predict")
+    # Sparse row updates: data-parallel under JAX's sharding only (MirroredStrategy cannot
+    # split their batches); on TensorFlow the run trains on one device and says so.
+    data_parallel = ("jax",)
     stages = {
         "train": "tasks.embeddings.training:train",
         "evaluate": "tasks.embeddings.evaluation:evaluate",
