@@ -23,7 +23,7 @@ _LR_KEYS = ("learning_rate", "lr")
 _NOT_CURVES = ("epoch_seconds",)  # in the history for timings, not a training curve
 
 
-def _to_png(fig: Figure) -> bytes:
+def figure_png(fig: Figure) -> bytes:
     """Encodes `fig` as PNG and closes it."""
     buffer = io.BytesIO()
     try:
@@ -83,7 +83,7 @@ def training_curves(history: dict[str, list[float]]) -> bytes:
     for ax in list(axes.flat)[len(families):]:
         ax.set_visible(False)
     fig.tight_layout()
-    return _to_png(fig)
+    return figure_png(fig)
 
 
 def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], normalize: bool = True) -> bytes:
@@ -126,7 +126,7 @@ def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], normalize: bool
                 ax.text(j, i, text, ha="center", va="center", fontsize=8,
                         color="white" if cm[i, j] > threshold else "black")
     fig.tight_layout()
-    return _to_png(fig)
+    return figure_png(fig)
 
 
 def image_grid(
@@ -176,7 +176,7 @@ def image_grid(
                    for label, color, style in legend]
         fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0),
                    ncol=min(len(handles), 4), fontsize=caption_size, frameon=False)
-    return _to_png(fig)
+    return figure_png(fig)
 
 
 def bar_chart(values: dict[str, float], title: str, ylabel: str) -> bytes:
@@ -195,7 +195,7 @@ def bar_chart(values: dict[str, float], title: str, ylabel: str) -> bytes:
     ax.margins(y=0.12)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return _to_png(fig)
+    return figure_png(fig)
 
 
 def pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> bytes:
@@ -212,4 +212,4 @@ def pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> bytes:
     if 0 < len(curves) <= 20:
         ax.legend(fontsize=7, loc="lower left", ncol=2 if len(curves) > 10 else 1)
     fig.tight_layout()
-    return _to_png(fig)
+    return figure_png(fig)

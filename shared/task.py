@@ -16,6 +16,18 @@ from shared import config as config_lib
 from shared.io import atomic_write_json
 
 
+class CommandAliases(dict):
+    """A task's `aliases` (extra command -> stage) that remembers the command the CLI last
+    looked up, for tasks whose several commands run one stage (embeddings' `similar` and
+    `analogy`, faces' `verify`, `enroll` and `identify` all run predict)."""
+
+    requested = "predict"
+
+    def get(self, key, default=None):
+        self.requested = key
+        return super().get(key, default)
+
+
 @dataclasses.dataclass
 class RunDir:
     """The folder of one run; every path a task writes is named here."""

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from shared.plots import _to_png, plt
+from shared.plots import figure_png, plt
 
 COLOURS = {"COMPLETE": "#4c78a8", "PRUNED": "#f58518", "FAIL": "#e45756", "RUNNING": "#9d9d9d"}
 
@@ -36,7 +36,7 @@ def history(rows: list[dict], metric: str, maximize: bool) -> bytes:
     ax.set_title("optimisation history")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _to_png(fig)
+    return figure_png(fig)
 
 
 def _axis_values(rows: list[dict], key: str) -> tuple[np.ndarray, list[str] | None, bool]:
@@ -86,7 +86,7 @@ def parallel_coordinates(rows: list[dict], keys: list[str], metric: str, maximiz
         ax.axvline(i, color="#cccccc", linewidth=0.8, zorder=0)
     ax.set_title("parallel coordinates (complete trials; each axis min..max)")
     fig.tight_layout()
-    return _to_png(fig)
+    return figure_png(fig)
 
 
 def intermediate_values(rows: list[dict], metric: str) -> bytes:
@@ -108,7 +108,7 @@ def intermediate_values(rows: list[dict], metric: str) -> bytes:
     ax.set_title("validation metric per epoch: complete vs pruned trials")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _to_png(fig)
+    return figure_png(fig)
 
 
 def wall_time(rows: list[dict]) -> bytes:
@@ -121,4 +121,4 @@ def wall_time(rows: list[dict]) -> bytes:
     ax.set_title("wall time per trial")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return _to_png(fig)
+    return figure_png(fig)

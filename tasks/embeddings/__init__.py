@@ -9,26 +9,15 @@ SimLex-999; exported in word2vec's formats and as a SavedModel lookup.
 
 from __future__ import annotations
 
-from shared.task import Task
+from shared.task import CommandAliases, Task
 from tasks.embeddings.config import PRESETS, EmbeddingsConfig
-
-
-class _CommandAliases(dict):
-    """alias -> stage, remembering the command the CLI last looked up: `similar` and
-    `analogy` both run the predict stage, which needs to know which one was typed."""
-
-    requested = "predict"
-
-    def get(self, key, default=None):
-        self.requested = key
-        return super().get(key, default)
 
 
 class EmbeddingsTask(Task):
     name = "embeddings"
     config_class = EmbeddingsConfig
     presets = PRESETS
-    aliases = _CommandAliases(similar="predict", analogy="predict")
+    aliases = CommandAliases(similar="predict", analogy="predict")
     # Sparse row updates: data-parallel under JAX's sharding only (MirroredStrategy cannot
     # split their batches); on TensorFlow the run trains on one device and says so.
     data_parallel = ("jax",)

@@ -3,11 +3,11 @@ a 2-D PCA plot of frequent words."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 from shared import config as config_lib
+from shared.plots import figure_png
 from shared.report import Report, update_index
 from shared.runtime import environment
 from shared.task import Run
@@ -25,12 +25,7 @@ def pca_plot(words: list[str], points: list[list[float]]) -> bytes:
     for word, x, y in zip(words, xs, ys):
         ax.annotate(word, (x, y), fontsize=7, alpha=0.8)
     ax.set_title(f"{len(words)} most frequent words, first two principal components")
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def loss_plot(loss: list[float], words_per_second: list[float], title: str) -> bytes:
@@ -48,12 +43,7 @@ def loss_plot(loss: list[float], words_per_second: list[float], title: str) -> b
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def _value(value, percent=False):

@@ -13,26 +13,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.task import Task
+from shared.task import CommandAliases, Task
 from tasks.faces.config import PRESETS, FacesConfig
-
-
-class _CommandAliases(dict):
-    """alias -> stage, remembering the command the CLI last looked up (all three run the
-    predict stage, which needs to know which one was typed)."""
-
-    requested = "predict"
-
-    def get(self, key, default=None):
-        self.requested = key
-        return super().get(key, default)
 
 
 class FacesTask(Task):
     name = "faces"
     config_class = FacesConfig
     presets = PRESETS
-    aliases = _CommandAliases(verify="predict", enroll="predict", identify="predict")
+    aliases = CommandAliases(verify="predict", enroll="predict", identify="predict")
     extra_arguments = (
         ("--gallery", {"type": Path, "help": "enroll/identify: the gallery file (written atomically)"}),
         ("--threshold", {"type": float, "help": "verify/identify: distance threshold instead of the run's"}),

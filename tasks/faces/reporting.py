@@ -3,7 +3,6 @@ ROC curve, same/different distance histograms, the hardest false accepts and rej
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -15,17 +14,6 @@ from shared.report import Report, update_index
 from shared.runtime import environment
 from shared.task import Run
 from shared.training import read_history
-
-
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return buffer.getvalue()
 
 
 def _pyplot():
@@ -48,7 +36,7 @@ def roc_plot(curves: dict[str, dict]) -> bytes:
     ax.set_title("ROC on the evaluation pairs")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return plots.figure_png(fig)
 
 
 def histogram_plot(distances, same, threshold: float) -> bytes:
@@ -62,7 +50,7 @@ def histogram_plot(distances, same, threshold: float) -> bytes:
     ax.set_xlabel("Euclidean distance between unit embeddings")
     ax.set_ylabel("pairs")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return plots.figure_png(fig)
 
 
 def hardest_pairs(scores, images, threshold: float, count: int) -> tuple[np.ndarray, list[str], list[str]]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from shared.plots import _to_png, plt
+from shared.plots import figure_png, plt
 
 
 def attention_maps(examples: Sequence[dict], max_tokens: int = 40) -> bytes:
@@ -30,7 +30,7 @@ def attention_maps(examples: Sequence[dict], max_tokens: int = 40) -> bytes:
     for axis in axes[len(examples):]:
         axis.axis("off")
     fig.tight_layout()
-    return _to_png(fig)
+    return figure_png(fig)
 
 
 def settings_chart(settings: Sequence[dict]) -> bytes:
@@ -46,4 +46,4 @@ def settings_chart(settings: Sequence[dict]) -> bytes:
     axis.set_ylim(0, 1.12 * max(max(row["bleu"], row["chrf"]) for row in settings) + 1e-9)
     axis.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     axis.grid(axis="y", alpha=0.3)
-    return _to_png(fig)
+    return figure_png(fig)

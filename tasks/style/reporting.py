@@ -4,13 +4,13 @@ feature mode (pretrained or random), speed, the settings."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 
 from shared import config as config_lib
+from shared.plots import figure_png
 from shared.report import Report, update_index
 from shared.runtime import environment
 from shared.task import Run
@@ -19,16 +19,6 @@ from tasks.style.training import gatys_dir, training_info
 
 TERM_COLOURS = {"content": "tab:blue", "style": "tab:orange", "tv": "tab:green"}
 
-
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return buffer.getvalue()
 
 
 def grid_figure(rows: list[list[tuple[str, np.ndarray]]]) -> bytes:
@@ -47,7 +37,7 @@ def grid_figure(rows: list[list[tuple[str, np.ndarray]]]) -> bytes:
                 title, image = row[c]
                 ax.imshow(np.clip(image, 0, 255).astype(np.uint8))
                 ax.set_title(title, fontsize=9)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def terms_figure(series: dict[str, tuple[list, dict[str, list]]]) -> bytes:
@@ -68,7 +58,7 @@ def terms_figure(series: dict[str, tuple[list, dict[str, list]]]) -> bytes:
         ax.set_xlabel("iteration" if "Gatys" in title else "epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def report(run: Run) -> Path:
