@@ -13,6 +13,20 @@ from shared.plots import figure_png, plt
 COLOURS = {"COMPLETE": "#4c78a8", "PRUNED": "#f58518", "FAIL": "#e45756", "RUNNING": "#9d9d9d"}
 
 
+def _finish(fig, ax, xlabel: str, metric: str, title: str) -> bytes:
+    """Labels, a legend with one entry per label (repeated scatter labels collapse), PNG."""
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    if unique:
+        ax.legend(unique.values(), unique.keys(), fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
 def history(rows: list[dict], metric: str, maximize: bool) -> bytes:
     """Each complete trial's value by trial number, and the best so far."""
     fig, ax = plt.subplots(figsize=(7.0, 3.8))
@@ -27,16 +41,7 @@ def history(rows: list[dict], metric: str, maximize: bool) -> bytes:
         if r["state"] == "PRUNED" and r["curve"]:
             ax.scatter([r["number"]], [r["curve"][-1][1]], marker="x", color=COLOURS["PRUNED"], s=26,
                        label="pruned (last value)")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    if unique:
-        ax.legend(unique.values(), unique.keys(), fontsize=8)
-    ax.set_xlabel("trial")
-    ax.set_ylabel(metric)
-    ax.set_title("optimisation history")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return figure_png(fig)
+    return _finish(fig, ax, "trial", metric, "optimisation history")
 
 
 def _axis_values(rows: list[dict], key: str) -> tuple[np.ndarray, list[str] | None, bool]:
@@ -99,16 +104,7 @@ def intermediate_values(rows: list[dict], metric: str) -> bytes:
         label = r["state"].lower()
         ax.plot(np.asarray(steps) + 1, values, color=COLOURS.get(r["state"], "#9d9d9d"), alpha=0.8,
                 marker="o" if len(steps) < 15 else None, markersize=3, label=label)
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    if unique:
-        ax.legend(unique.values(), unique.keys(), fontsize=8)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
-    ax.set_title("validation metric per epoch: complete vs pruned trials")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return figure_png(fig)
+    return _finish(fig, ax, "epoch", metric, "validation metric per epoch: complete vs pruned trials")
 
 
 def wall_time(rows: list[dict]) -> bytes:
