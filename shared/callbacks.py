@@ -152,6 +152,36 @@ class NaNGuard(keras.callbacks.Callback):
                         "or bad input values.")
 
 
+class EpochMetrics(keras.callbacks.Callback):
+    """Adds metrics computed outside the compiled step (mAP, BLEU, verification AUC) to the
+    epoch logs, so the CSV history, BestWeights, EarlyStopping and a search trial see them as
+    they see Keras' own `val_*` values. `compute(model) -> {name: value}` runs at the end of
+    the first epoch (the CSV logger fixes its columns then), of every `every`-th and of the
+    last; other epochs log NaN, which the callbacks that read it skip. Nothing is computed once
+    the NaN guard has stopped training (the weights are then broken). Put it after the guard
+    and before the CSV logger."""
+
+    def __init__(self, compute, every: int = 1, guard: NaNGuard | None = None):
+        super().__init__()
+        if every < 1:
+            raise ValueError(f"EpochMetrics: every must be >= 1, got {every}")
+        self.compute, self.every, self.guard = compute, every, guard
+        self.names: list[str] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        last = epoch + 1 == self.params.get("epochs")
+        due = not self.names or (epoch + 1) % self.every == 0 or last
+        if due and not (self.guard and self.guard.message):
+            values = {name: float(value) for name, value in self.compute(self.model).items()}
+            self.names = self.names or sorted(values)
+        else:
+            values = {}
+        for name in self.names:
+            logs[name] = values.get(name, math.nan)
+
+
 class BestWeights(keras.callbacks.Callback):
     """Keeps the weights of the best epoch (by `monitor`) in an atomically written file;
     never non-finite weights (a NaN epoch can still end with a finite validation metric)."""

@@ -25,6 +25,7 @@ from shared.callbacks import (
     AtomicBackupAndRestore,
     AverageLastEpochs,
     BestWeights,
+    EpochMetrics,
     EpochSeconds,
     NaNGuard,
 )
@@ -133,10 +134,13 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
         config: TrainConfig, steps_per_epoch: int, checkpoints_dir: Path, logs_dir: Path,
         resume: bool = False, verbose: int = 1, monitor: str = "val_loss",
         monitor_mode: str = "min", epochs: int | None = None,
-        extra_callbacks: list | None = None) -> dict:
+        extra_callbacks: list | None = None, epoch_metrics=None, epoch_metrics_every: int = 1) -> dict:
     """Runs `model.fit` with the suite's callbacks; returns {history, stopped_reason, ...}.
 
     `make_train_data(start_step)` builds the training stream starting at a global step.
+    `epoch_metrics(model) -> {name: value}` adds metrics computed outside the compiled step
+    (a task's validation mAP, BLEU or AUC) to the epoch logs (`EpochMetrics`), so `monitor`,
+    the CSV history and a search trial can use them.
     Without `resume`, earlier checkpoints and logs in these folders are cleared. Raises
     TrainingDivergedError when the loss becomes NaN/inf (the model in memory is then broken).
     """
@@ -168,6 +172,10 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
         nan_guard,  # first: at an epoch's end it decides before anything saves that epoch
         backup,
         EpochSeconds(),  # before the CSV logger, which then records it
+    ]
+    if epoch_metrics is not None:  # also before the CSV logger, BestWeights and EarlyStopping
+        callbacks.append(EpochMetrics(epoch_metrics, epoch_metrics_every, nan_guard))
+    callbacks += [
         keras.callbacks.CSVLogger(str(Path(logs_dir) / "history.csv"), append=bool(state)),
         BestWeights(Path(checkpoints_dir) / "best.weights.h5", monitor, monitor_mode, nan_guard),
     ]

@@ -91,3 +91,44 @@ def test_average_last_epochs_must_fit_in_the_epochs():
 
     with pytest.raises(ConfigError, match="train.average_last_epochs must be in"):
         TrainConfig(epochs=3, average_last_epochs=4).validate()
+
+
+def test_epoch_metrics_reach_the_history_best_weights_and_a_trial_reporter(tmp_path):
+    import keras
+
+    from shared import training, tune_callback
+    from shared.callbacks import EpochMetrics
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    x = np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32)
+    y = x.sum(axis=1, keepdims=True)
+    calls = []
+
+    def score(m):  # a metric computed outside the compiled step, like mAP or BLEU
+        calls.append(1)
+        return {"val_score": -float(np.mean((keras.ops.convert_to_numpy(m(x)) - y) ** 2))}
+
+    def batches():
+        while True:
+            yield x, y
+
+    reported = []
+    reporter = tune_callback.ReportMetric("val_score", lambda step, value: reported.append((step, value)) or False)
+    tune_callback.register(reporter)
+    try:
+        result = training.fit(model, make_train_data=lambda start: batches(),
+                              validation_data=None, config=TrainConfig(epochs=5), steps_per_epoch=4,
+                              checkpoints_dir=tmp_path / "checkpoints", logs_dir=tmp_path / "logs",
+                              verbose=0, monitor="val_score", monitor_mode="max", epoch_metrics=score,
+                              epoch_metrics_every=2)
+    finally:
+        tune_callback._SESSION.remove(reporter)
+    history = result["history"]["val_score"]
+    assert len(calls) == 4  # epochs 1 (the first), 2, 4 (every 2nd) and 5 (the last)
+    assert [math.isfinite(v) for v in history] == [True, True, False, True, True]
+    assert [step for step, _ in reported] == [0, 1, 3, 4]
+    assert (tmp_path / "checkpoints" / "best.weights.h5").exists()
+    with pytest.raises(ValueError, match="every must be >= 1"):
+        EpochMetrics(score, every=0)
