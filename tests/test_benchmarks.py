@@ -56,3 +56,23 @@ def test_summarize_leaves_the_warm_up_epoch_out():
     tokens = seq2seq.tokens_summary([10.0, 2.0, 2.0], tokens_per_epoch=100)
     assert tokens["tokens_per_s"] == pytest.approx(50.0) and "images_per_s" not in tokens
     assert seq2seq.tokens_summary([9.0, 4.0, 1.0], 100)["best_epoch_tokens_per_s"] == pytest.approx(100.0)
+
+
+@pytest.mark.slow
+@pytest.mark.backend
+def test_profile_task_writes_its_summary_profile_and_top(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "benchmarks/profile_task.py", "classification", "--preset", "smoke",
+                           "--set", "train.epochs=2", "--out", str(tmp_path)], cwd=repo, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    folder = next(tmp_path.iterdir())
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["task"] == "classification" and summary["train_steps_per_s"] > 0
+    assert summary["stream_alone"]["batches"] >= 50 and summary["top_own_time"]
+    assert (folder / "profile.prof").stat().st_size > 0 and "by own time" in (folder / "top.txt").read_text()
