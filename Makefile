@@ -67,8 +67,8 @@ bench-latency: $(STAMP)
 # the GPU runs read into .gpu-data/ (both git-ignored); see docs/benchmarks.md.
 KTS_DATA ?= ../shared/data
 gpu-bundle:
-	../shared/tools/offline-wheels pycocotools sentencepiece
-	mkdir -p .gpu-data && cp -r $(KTS_DATA)/bccd $(KTS_DATA)/multi30k .gpu-data/
+	../shared/tools/offline-wheels pycocotools sentencepiece gensim smart_open wrapt
+	mkdir -p .gpu-data && cp -r $(KTS_DATA)/bccd $(KTS_DATA)/multi30k $(KTS_DATA)/nltk_data $(KTS_DATA)/word-eval .gpu-data/
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared pipelines tasks tests benchmarks

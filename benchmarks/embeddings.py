@@ -99,7 +99,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     config = config_lib.apply_overrides(PRESETS[args.preset](), [f"train.epochs={args.epochs}"] if args.epochs else [])
     data_root = runtime.resolve_data_root(args.data_root)
-    results = {"preset": args.preset, "epochs": config.train.epochs, "gensim_workers": args.workers}
+    from benchmarks.common import hardware
+
+    results = {"preset": args.preset, "epochs": config.train.epochs, "gensim_workers": args.workers,
+               "date": time.strftime("%Y-%m-%d"), "hardware": hardware()}
     sides = [("ours", [])] + [(variant[0], variant[1:]) for variant in args.variant]
     words = None
     for label, settings in sides:
