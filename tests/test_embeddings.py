@@ -10,6 +10,7 @@ from pipelines.datasets import corpus as corpus_lib
 from pipelines.datasets.corpus import TextOptions, build_corpus, text_file_sentences
 from shared.cli import main
 from shared.testing import run_cli, train_killed_then_resumed
+from shared.training import read_history
 from tasks.embeddings import sampling
 from tasks.embeddings.scores import analogy_accuracy, similarity_correlation
 from tasks.embeddings.vectors import WordVectors
@@ -194,6 +195,18 @@ def test_analogies_and_similarity_count_what_they_skip(tmp_path):
     assert similarity_correlation(_toy_vectors(), tmp_path / "q.txt")["spearman"] is None
 
 
+def test_analogy_halves_are_a_fixed_stratified_split_of_each_section(data_root):
+    from tasks.embeddings.scores import EVAL_FILES, eval_file, read_analogies, split_analogies
+
+    sections, _ = read_analogies(eval_file(EVAL_FILES["analogy"], data_root))
+    validation, test = split_analogies(sections)
+    assert validation == split_analogies(sections)[0]  # the same halves in every run
+    for (name, questions), (v_name, v), (t_name, t) in zip(sections, validation, test):
+        assert name == v_name == t_name and abs(len(v) - len(t)) <= 1  # half of every section
+        assert not set(v) & set(t) and sorted(v + t) == sorted(questions)
+    assert validation != split_analogies(sections, seed=1)[0]
+
+
 def test_word2vec_formats_are_read_by_gensim_and_a_bad_header_is_named(tmp_path):
     from gensim.models import KeyedVectors
 
@@ -237,6 +250,12 @@ def test_run_writes_every_artifact(tiny_run):
     assert training["mean_words_per_second"] > 0
     results = json.loads((tiny_run / "evaluation/results.json").read_text())
     assert results["analogy"]["answered"] + results["analogy"]["skipped"] == 19544
+    # the tune objective: val_analogy (validation half) each epoch; the test half apart
+    halves = results["analogy_halves"]
+    assert halves["validation"]["answered"] + halves["test"]["answered"] == results["analogy"]["answered"]
+    assert results["test_analogy"] == halves["test"]["accuracy"]
+    val_analogy = read_history(tiny_run / "logs/history.csv")["val_analogy"]
+    assert len(val_analogy) == 1 and 0.0 <= val_analogy[0] <= 1.0
     assert results["similarity"]["wordsim353"]["oov_pairs"] > 0
     assert "king" not in results["neighbours_not_in_vocabulary"]
 
@@ -330,6 +349,7 @@ def test_glove_trains_end_to_end(tmp_path):
                    "--set", "train.epochs=2") == 0
     training = json.loads((tmp_path / "glove/training.json").read_text())
     assert len(training["loss"]) == 2 and training["loss"][1] < training["loss"][0]
+    assert len(training["val_analogy"]) == 2  # the same tune metric as word2vec, from W + W~
     assert (tmp_path / "glove/export/vectors.txt").exists()
 
 

@@ -21,6 +21,10 @@ class EmbeddingsTask(Task):
     # Sparse row updates: data-parallel under JAX's sharding only (MirroredStrategy cannot
     # split their batches); on TensorFlow the run trains on one device and says so.
     data_parallel = ("jax",)
+    # `kts embeddings tune`: analogy accuracy on the validation half of the questions (every
+    # epoch, from the model's vectors); the test half, scored once for the best trial, is
+    # `test_analogy` in evaluation/results.json (the full-set accuracy includes both halves)
+    tune_metric, tune_direction, tune_test_key = "val_analogy", "maximize", "test_analogy"
     stages = {
         "train": "tasks.embeddings.training:train",
         "evaluate": "tasks.embeddings.evaluation:evaluate",

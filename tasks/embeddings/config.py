@@ -78,11 +78,21 @@ class ModelConfig:
 @dataclasses.dataclass
 class EvalConfig:
     analogy_vocab: int = 30000  # 3CosAdd over the N most frequent words
+    # `val_analogy` in the epoch logs (the tune objective): 3CosAdd on the validation half of
+    # the analogies (a fixed seeded half of each section; the test half is never scored during
+    # training) at the end of the first epoch, every N-th and the last; 0 = not computed
+    val_analogy_every: int = 1
     neighbours: tuple[str, ...] = ("king", "woman", "good", "money", "war", "day")
     plot_words: int = 150  # most frequent words in the 2-D PCA plot
     sentiment: bool = True  # movie_reviews classifier: our vectors frozen / fine-tuned vs random
     sentiment_epochs: int = 10
     sentiment_max_length: int = 400  # words per review
+
+    def validate(self):
+        if self.analogy_vocab < 1:
+            raise ConfigError(f"eval.analogy_vocab must be >= 1. Received: {self.analogy_vocab}")
+        if self.val_analogy_every < 0:
+            raise ConfigError(f"eval.val_analogy_every must be >= 0 (0 = off). Received: {self.val_analogy_every}")
 
 
 @dataclasses.dataclass

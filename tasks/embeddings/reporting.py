@@ -74,13 +74,19 @@ def report(run: Run) -> Path:
                        ("Mean of 1/2 f(x) (w.w~ + b + b~ - log x)^2 per co-occurrence entry" if glove else
                         "Mean negative-sampling loss per training example (target and noise words)")
                        + ", and corpus words per second of training, per epoch.")
+    halves = results.get("analogy_halves", {})
     rep.add_table("Analogies (3CosAdd)", ["part", "accuracy", "answered"],
                   [["all", _value(analogy["accuracy"], True), analogy["answered"]],
                    ["semantic", _value(analogy["semantic"], True), ""],
-                   ["syntactic", _value(analogy["syntactic"], True), ""]],
+                   ["syntactic", _value(analogy["syntactic"], True), ""]]
+                  + [[f"{name} half", _value(half["accuracy"], True), half["answered"]]
+                     for name, half in halves.items()],
                   note=f"questions-words.txt over the {analogy['restrict_vocab']:,} most frequent words; "
                        f"{analogy['skipped']:,} questions skipped (a word outside them), "
-                       f"{analogy['malformed_lines']} malformed lines.")
+                       f"{analogy['malformed_lines']} malformed lines. The halves: a fixed seeded half of "
+                       "each section is the validation half (val_analogy, logged each epoch: what `kts "
+                       "embeddings tune` selects on), the other the test half (never seen during a search); "
+                       "'all' (comparable with gensim) includes the validation half.")
     rep.add_table("Word similarity (Spearman)", ["set", "rho", "pairs", "out-of-vocabulary pairs", "malformed"],
                   [[name, _value(s["spearman"]), s["pairs"], s["oov_pairs"], s["malformed_lines"]]
                    for name, s in similarity.items()])

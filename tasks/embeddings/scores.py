@@ -51,11 +51,32 @@ def read_analogies(path: str | os.PathLike) -> tuple[list[tuple[str, list[tuple[
     return sections, malformed
 
 
+ANALOGY_SPLIT_SEED = 0  # the validation / test halves of the analogies: the same for every run
+
+
+def split_analogies(sections: list, fraction: float = 0.5, seed: int = ANALOGY_SPLIT_SEED) -> tuple[list, list]:
+    """(validation, test) sections: in each section, a seeded `fraction` of its questions (in
+    file order) is the validation part and the rest the test part; a pure function of the
+    file and the seed, so every run and every search trial sees the same halves."""
+    validation, test = [], []
+    for number, (section, questions) in enumerate(sections):
+        order = np.random.default_rng([seed, number]).permutation(len(questions))
+        chosen = set(order[:round(len(questions) * fraction)].tolist())
+        validation.append((section, [q for i, q in enumerate(questions) if i in chosen]))
+        test.append((section, [q for i, q in enumerate(questions) if i not in chosen]))
+    return validation, test
+
+
 def analogy_accuracy(vectors: WordVectors, path: str | os.PathLike, restrict: int = 30000,
                      batch_size: int = 2048) -> dict:
     """3CosAdd over the `restrict` most frequent words; questions with a word outside them
     are skipped (counted). Accuracy = correct / answered, overall, semantic and syntactic."""
     sections, malformed = read_analogies(path)
+    return {**score_analogies(vectors, sections, restrict, batch_size), "malformed_lines": malformed}
+
+
+def score_analogies(vectors: WordVectors, sections: list, restrict: int = 30000, batch_size: int = 2048) -> dict:
+    """`analogy_accuracy` of questions already read (`read_analogies`, `split_analogies`)."""
     unit = vectors.unit[:restrict]
     index = {w: i for w, i in vectors.index.items() if i < restrict}
     table, totals = [], {"all": [0, 0], "semantic": [0, 0], "syntactic": [0, 0]}
@@ -79,8 +100,7 @@ def analogy_accuracy(vectors: WordVectors, path: str | os.PathLike, restrict: in
                       "skipped": len(questions) - len(ids)})
     accuracy = {k: (c / n if n else None) for k, (c, n) in totals.items()}
     return {"accuracy": accuracy["all"], "semantic": accuracy["semantic"], "syntactic": accuracy["syntactic"],
-            "answered": totals["all"][1], "skipped": skipped, "malformed_lines": malformed, "sections": table,
-            "restrict_vocab": restrict}
+            "answered": totals["all"][1], "skipped": skipped, "sections": table, "restrict_vocab": restrict}
 
 
 def read_pairs(path: str | os.PathLike) -> tuple[list[tuple[str, str, float]], int]:

@@ -95,6 +95,33 @@ def steps_per_execution(config: EmbeddingsConfig) -> int:
     return 16 if keras.backend.backend() == "tensorflow" else 1
 
 
+def validation_analogy(config: EmbeddingsConfig, data_root, words: list[str]):
+    """`compute(model) -> {"val_analogy": accuracy}` for `fit(epoch_metrics=...)`: 3CosAdd on
+    the validation half of questions-words.txt (`scores.split_analogies`) over the
+    `eval.analogy_vocab` most frequent words, from the model's current vectors (word2vec's
+    input vectors, GloVe's W + W~); NaN when no question has all its words in them. None when
+    the metric is off (eval.val_analogy_every=0) or the file is missing (said once)."""
+    from tasks.embeddings.scores import EVAL_FILES, eval_file, read_analogies, score_analogies, split_analogies
+    from tasks.embeddings.vectors import WordVectors
+
+    if config.eval.val_analogy_every == 0:
+        return None
+    try:
+        path = eval_file(EVAL_FILES["analogy"], data_root)
+    except FileNotFoundError as error:
+        print(f"embeddings: no val_analogy during training: {error}")
+        return None
+    validation, _ = split_analogies(read_analogies(path)[0])
+    restrict = min(config.eval.analogy_vocab, len(words))
+
+    def compute(model) -> dict:
+        vectors = WordVectors(words[:restrict], model.vectors()[:restrict])
+        accuracy = score_analogies(vectors, validation, restrict)["accuracy"]
+        return {"val_analogy": float("nan") if accuracy is None else accuracy}
+
+    return compute
+
+
 def train(run: Run) -> dict:
     config: EmbeddingsConfig = run.config
     corpus, info = data_lib.read_corpus(config, run.data_root)
@@ -113,12 +140,15 @@ def train(run: Run) -> dict:
 
     result = training.fit(model, make_train_data=stream, validation_data=None, config=config.train,
                           steps_per_epoch=steps, checkpoints_dir=run.dir.checkpoints, logs_dir=run.dir.logs,
-                          resume=run.resume, verbose=run.verbose, monitor="loss")
+                          resume=run.resume, verbose=run.verbose, monitor="loss",
+                          epoch_metrics=validation_analogy(config, run.data_root, corpus.words),
+                          epoch_metrics_every=max(1, config.eval.val_analogy_every))
     save_keras(model, run.dir.model_keras)
     seconds = result["history"].get("epoch_seconds", [])
     words_per_second = [info["training_words"] / s for s in seconds if s > 0]
     summary = {"corpus": info, "stopped_reason": result["stopped_reason"], "steps_per_epoch": steps,
                "epochs": config.train.epochs, "loss": result["history"].get("loss", []),
+               "val_analogy": result["history"].get("val_analogy", []),
                "epoch_seconds": seconds, "words_per_second": words_per_second,
                "mean_words_per_second": float(np.mean(words_per_second)) if words_per_second else None,
                "resumed_from_step": result["resumed_from_step"], "backend": keras.backend.backend(),
