@@ -11,6 +11,7 @@ from PIL import Image
 from shared.cli import main
 from shared.config import ConfigError, apply_overrides
 from shared.testing import run_cli
+from shared.training import read_history
 from tasks.style import images as image_lib
 from tasks.style.config import VGG19_CONV_LAYERS, ModelConfig, TransferConfig, smoke
 from tasks.style.tiles import stylize_tiled
@@ -234,6 +235,12 @@ def test_run_writes_every_artifact_and_names_the_feature_mode(smoke_run):
     assert gatys["iterations"] == 8 and gatys["history"][-1]["style"] < gatys["history"][0]["style"]
     results = json.loads((smoke_run / "evaluation/results.json").read_text())
     assert set(results["images_per_second"]) == {"64"} and results["images_per_second"]["64"] > 0
+    # the tune objective: val_loss on crops of the held-out photo (2 of the kit's 3 trained on)
+    training = json.loads((smoke_run / "training.json").read_text())
+    assert training["content_photos"] == 2 and results["validation_photos"] == training["validation_photos"]
+    history = read_history(smoke_run / "logs/history.csv")
+    assert len(history["val_loss"]) == 1 and np.isfinite(history["val_loss"][0]) and history["val_loss"][0] > 0
+    assert history["val_loss"][0] == pytest.approx(sum(history[f"val_{k}"][0] for k in ("content", "style", "tv")))
 
 
 @pytest.mark.backend
@@ -273,6 +280,33 @@ def test_stylize_without_a_stylizer_and_unreadable_inputs_are_clear_errors(tmp_p
     assert "Cannot read the image" in capsys.readouterr().err and not (tmp_path / "r.png").exists()
     assert main(["style", "transfer", str(bad), "--preset", "smoke", "--workdir", str(tmp_path / "t")]) == 2
     assert "needs a content image and at least one style image" in capsys.readouterr().err
+
+
+def test_validation_photos_are_held_out_and_their_crops_fixed():
+    from tasks.style import data as data_lib
+
+    trained, held = data_lib.split_photos(5, 2, seed=0)
+    assert len(held) == 2 and sorted(trained + held) == list(range(5)) and not set(trained) & set(held)
+    assert data_lib.split_photos(5, 2, seed=0) == (trained, held) and data_lib.split_photos(3, 0, 0) == ([0, 1, 2], [])
+    with pytest.raises(ValueError, match="data.val_photos=1 leaves no training photo: photos/ has 1"):
+        data_lib.split_photos(1, 1, 0, "photos/")
+    photos = [_smooth_image(seed, side=40) for seed in range(2)]
+    crops = data_lib.fixed_crops(photos, 16, 3, seed=0)
+    assert crops.shape == (3, 16, 16, 3)
+    np.testing.assert_array_equal(crops, data_lib.fixed_crops(photos, 16, 3, seed=0))
+    with pytest.raises(ConfigError, match="data.val_crops"):
+        apply_overrides(smoke(), ["data.val_crops=0"])
+
+
+def test_tune_refuses_gatys_and_the_keys_that_define_the_loss():
+    from tasks.style import TASK
+
+    assert (TASK.tune_metric, TASK.tune_direction) == ("val_loss", "minimize")
+    TASK.check_tune_keys(["train.learning_rate", "stylizer.filters"])
+    with pytest.raises(ConfigError, match="searches the fast stylizer.*transfer.iterations"):
+        TASK.check_tune_keys(["train.learning_rate", "transfer.iterations"])
+    with pytest.raises(ConfigError, match="model.style_weight.*define the loss"):
+        TASK.check_tune_keys(["model.style_weight"])
 
 
 def test_every_preset_is_valid_and_documented():

@@ -19,6 +19,11 @@ class DataConfig:
     styles: tuple[str, ...] = ("style/starry_night.jpg",)  # one or several, blended by style_weights
     style_weights: tuple[float, ...] = ()  # one per style image (data.styles, or transfer's); empty: equal
     content_folder: str = "content"  # the fast stylizer's training photos (random crops)
+    # the stylizer's validation: `val_photos` of the content photos (a seeded pick) are held out
+    # of its training; `val_loss` (the same perceptual loss) is measured each epoch on
+    # `val_crops` fixed crops of them (`kts style tune` minimises it). 0: no val_loss
+    val_photos: int = 1
+    val_crops: int = 8
     max_side: int = 2048  # images are resized to this longer side when read (with a message)
 
     def validate(self):
@@ -28,6 +33,9 @@ class DataConfig:
             raise ConfigError(f"data.style_weights must be >= 0 with a positive sum. Received: {self.style_weights}")
         if self.max_side < 16:
             raise ConfigError(f"data.max_side must be >= 16. Received: {self.max_side}")
+        if self.val_photos < 0 or self.val_crops < 1:
+            raise ConfigError(f"Expected data.val_photos >= 0 and data.val_crops >= 1. Received: "
+                              f"{self.val_photos}, {self.val_crops}")
 
 
 @dataclasses.dataclass
@@ -120,7 +128,8 @@ class StyleConfig:
 def demo() -> StyleConfig:
     """`make demo`: one Gatys result (tubingen in the style of The Starry Night, 128 px, 100
     Adam iterations) and a small fast stylizer (16 filters, 2 residual blocks, 96 px crops of
-    the 3 photos, batch 2, 2 epochs of 20 steps), random VGG19 features (no weights here).
+    2 of the 3 photos, batch 2, 2 epochs of 20 steps; val_loss on 8 fixed crops of the third),
+    random VGG19 features (no weights here).
     Command: kts style run --preset demo
     Expect: every loss term of the Gatys result falls; the stylizer's training loss falls; the
     images show texture transfer from random features, not the paper's look (use
@@ -142,7 +151,8 @@ def demo() -> StyleConfig:
 
 def smoke() -> StyleConfig:
     """Tests: a 48 px Gatys result (8 Adam iterations) and a tiny stylizer (8 filters, 1
-    residual block, 32 px crops, 1 epoch of 2 steps), random features.
+    residual block, 32 px crops, 1 epoch of 2 steps, val_loss on 4 crops of a held-out photo),
+    random features.
     Command: kts style run --preset smoke
     Expect: seconds; the plumbing, not the look."""
     cfg = StyleConfig()
@@ -158,6 +168,7 @@ def smoke() -> StyleConfig:
     cfg.stylizer.steps_per_epoch = 2
     cfg.stylizer.max_side = 64
     cfg.stylizer.tile_overlap = 8
+    cfg.data.val_crops = 4
     cfg.train.epochs = 1
     cfg.train.batch_size = 2
     cfg.eval.timing_sizes = (64,)

@@ -1,8 +1,9 @@
 """Where style transfer's images come from: `data.source=style-images` reads paths inside
 <data root>/style-images (the registry dataset, `kts data fetch style-images`);
 `data.source=folders` takes the paths as given. The stylizer's training photos are random
-crops (with random flips) of every readable image of `data.content_folder`; unreadable
-ones are skipped and counted."""
+crops (with random flips) of every readable image of `data.content_folder` but the
+`data.val_photos` held out (a seeded pick) for the validation loss, measured on
+`data.val_crops` fixed crops of those; unreadable images are skipped and counted."""
 
 from __future__ import annotations
 
@@ -70,3 +71,33 @@ def crop_batches(photos: list[np.ndarray], crop_size: int, batch_size: int, seed
             batch[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
         yield (batch,)
         step += 1
+
+
+def _stream(seed: int, purpose: int) -> np.random.Generator:
+    """A random stream of its own for each purpose (1: the held-out pick, 2: the validation
+    crops), apart from the training crops' (seed, step) streams."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(purpose,)))
+
+
+def split_photos(count: int, val_photos: int, seed: int, folder: str = "data.content_folder"):
+    """(training, validation) indices into the `count` readable content photos: `val_photos`
+    of them, a seeded pick, are held out of the stylizer's training."""
+    if val_photos and val_photos >= count:
+        raise ValueError(f"data.val_photos={val_photos} leaves no training photo: {folder} has {count} readable "
+                         "photo(s). Add photos, or set data.val_photos=0 (then no val_loss, and `kts style "
+                         "tune` refuses the config).")
+    held = set(_stream(seed, 1).permutation(count)[:val_photos].tolist())
+    return [i for i in range(count) if i not in held], sorted(held)
+
+
+def fixed_crops(photos: list[np.ndarray], crop_size: int, count: int, seed: int) -> np.ndarray:
+    """`count` crops (no flips) taken from `photos` in turn at seeded positions: the same
+    validation batch at every epoch and in every run of a seed."""
+    rng = _stream(seed, 2)
+    crops = np.empty((count, crop_size, crop_size, 3), np.float32)
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        top = rng.integers(photo.shape[0] - crop_size + 1)
+        left = rng.integers(photo.shape[1] - crop_size + 1)
+        crops[i] = photo[top:top + crop_size, left:left + crop_size]
+    return crops

@@ -38,6 +38,7 @@ def evaluate(run: Run) -> dict:
     grams = [ops.convert_to_tensor(g) for g in
              perceptual.style_targets([image_lib.fit_side(s, side) for s in styles], style_blend(config))]
     photos, _ = data_lib.content_photos(config.data, run.data_root, side, quiet=True)
+    _, held_out = data_lib.split_photos(len(photos), config.data.val_photos, config.seed)
     terms = {"content": [], "style": [], "tv": []}
     for i, photo in enumerate(photos):
         photo = image_lib.fit_side(photo, side)
@@ -48,7 +49,9 @@ def evaluate(run: Run) -> dict:
         image_lib.save_image(photo, run.dir.evaluation / f"content_{i}.png")
         image_lib.save_image(stylized, run.dir.evaluation / f"stylized_{i}.png")
     speed = {str(size): round(images_per_second(network, size), 3) for size in config.eval.timing_sizes}
-    results = {"features": perceptual.mode, "side": side, "photos": len(photos),
+    # every photo, the validation ones included: an illustration and a check at full size, not a
+    # test score (there is no test photo), so no search ever reads it
+    results = {"features": perceptual.mode, "side": side, "photos": len(photos), "validation_photos": held_out,
                "mean_terms": {k: float(np.mean(v)) for k, v in terms.items()}, "terms": terms,
                "images_per_second": speed}
     atomic_write_json(run.dir.evaluation / "results.json", results)

@@ -74,6 +74,9 @@ def report(run: Run) -> Path:
     gatys = json.loads(gatys_path.read_text()) if gatys_path.exists() else None
     if gatys:
         headline["Gatys iterations/s"] = round(gatys["iterations_per_second"], 3)
+    val_loss = [v for v in training.get("history", {}).get("val_loss", []) if v == v]
+    if val_loss:
+        headline["stylizer val_loss (held-out photo crops)"] = round(val_loss[-1], 5)
     rep.add_metrics(headline)
     rep.add_text("Features", mode + ("" if training.get("pretrained") else
                                      ". Random VGG19 features transfer colour and texture statistics; for the "
@@ -84,8 +87,10 @@ def report(run: Run) -> Path:
         styles = [(f"style {i + 1}", load_image(folder / f"style_{i}.png")) for i in range(len(gatys["styles"]))]
         rows.append([("content", load_image(folder / "content.png")), *styles,
                      (f"Gatys, {gatys['optimizer']} x {gatys['iterations']}", load_image(folder / "result.png"))])
+    held_out = set(results.get("validation_photos", []))
     for i in range(results["photos"]):
-        rows.append([(f"photo {i + 1}", load_image(run.dir.evaluation / f"content_{i}.png")),
+        label = f"photo {i + 1}" + (" (held out: val_loss)" if i in held_out else "")
+        rows.append([(label, load_image(run.dir.evaluation / f"content_{i}.png")),
                      ("fast stylizer", load_image(run.dir.evaluation / f"stylized_{i}.png"))])
     rep.add_figure("grid", grid_figure(rows), "Top: the Gatys result (content, style image(s), result). Below: the "
                                               "fast stylizer on each content photo.")
@@ -114,7 +119,9 @@ def report(run: Run) -> Path:
     rep.add_table("Speed", ["what", "speed"], timing_rows, note="batch 1, after a warm-up call")
     rep.add_table("Stylizer on the content photos", ["term", "mean"],
                   [[k, round(v, 5)] for k, v in results["mean_terms"].items()],
-                  note=f"{results['photos']} photos, shorter side {results['side']} px")
+                  note=f"{results['photos']} photos, shorter side {results['side']} px"
+                       + (f"; photo(s) {', '.join(str(i + 1) for i in sorted(held_out))} held out of the "
+                          "stylizer's training (its val_loss crops)" if held_out else ""))
     rep.add_skipped(training.get("skipped", []))
     rep.set_run_info(config_lib.to_dict(config), environment(), run.dir.timings())
     index_html = rep.write(run.dir.report)

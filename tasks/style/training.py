@@ -9,7 +9,7 @@ import time
 import keras
 import numpy as np
 
-from shared import training
+from shared import training, tune_callback
 from shared.export import save_keras
 from shared.io import atomic_write_json
 from shared.task import Run
@@ -61,10 +61,20 @@ def train(run: Run) -> dict:
     perceptual = PerceptualLoss(config.model)
     print(f"style: {perceptual.mode}")
     styles = data_lib.style_images(config.data, run.data_root, run.quiet)
-    gatys = run_gatys(run, perceptual, styles) if config.transfer.iterations > 0 else None
+    searching = bool(tune_callback.session_callbacks())  # a `kts style tune` trial
+    if searching and config.transfer.iterations > 0:
+        print("style: a search trial: no Gatys result (a per-image optimisation, outside val_loss); "
+              "the search tunes the fast stylizer")
+    gatys = run_gatys(run, perceptual, styles) if config.transfer.iterations > 0 and not searching else None
 
     sc = config.stylizer
     photos, skipped = data_lib.content_photos(config.data, run.data_root, 2 * sc.crop_size, run.quiet)
+    trained, held_out = data_lib.split_photos(
+        len(photos), config.data.val_photos, config.seed,
+        str(data_lib.resolve(config.data, run.data_root, config.data.content_folder)))
+    validation = (data_lib.fixed_crops([photos[i] for i in held_out], sc.crop_size, config.data.val_crops,
+                                       config.seed),) if held_out else None
+    photos = [photos[i] for i in trained]
     grams = perceptual.style_targets([image_lib.fit_side(s, 2 * sc.crop_size) for s in styles], style_blend(config))
     network = transformation_network(sc.filters, sc.residual_blocks)
     model = StylizerTrainer(network, perceptual, grams, name="stylizer_trainer")
@@ -72,20 +82,23 @@ def train(run: Run) -> dict:
     model.compile(optimizer=optimizer, jit_compile=training.jit_compile_flag(config.train))
     model(np.zeros((1, sc.crop_size, sc.crop_size, 3), np.float32))  # builds the weights
     print(f"style: fast stylizer, {network.count_params():,} parameters, {len(photos)} content photos "
-          f"({len(skipped)} skipped), {sc.crop_size} px crops, {sc.steps_per_epoch} steps per epoch")
+          f"({len(skipped)} skipped, {len(held_out)} held out for val_loss), {sc.crop_size} px crops, "
+          f"{sc.steps_per_epoch} steps per epoch")
     result = training.fit(
         model, make_train_data=lambda start: data_lib.crop_batches(photos, sc.crop_size, config.train.batch_size,
                                                                    config.seed, start),
-        validation_data=None, config=config.train, steps_per_epoch=sc.steps_per_epoch,
+        validation_data=validation, config=config.train, steps_per_epoch=sc.steps_per_epoch,
         checkpoints_dir=run.dir.checkpoints, logs_dir=run.dir.logs, resume=run.resume, verbose=run.verbose,
-        monitor="loss")
+        monitor="val_loss" if validation else "loss")
     save_keras(network, run.dir.model_keras)
     history = result["history"]
     seen = config.train.batch_size * sc.steps_per_epoch
     info = {"features": perceptual.mode, "pretrained": perceptual.pretrained,
-            "history": {k: history.get(k, []) for k in ("loss", "content", "style", "tv", "epoch_seconds")},
+            "history": {k: history.get(k, []) for k in ("loss", "content", "style", "tv", "epoch_seconds", "val_loss",
+                                                        "val_content", "val_style", "val_tv")},
             "images_per_second": [seen / s for s in history.get("epoch_seconds", []) if s > 0],
-            "parameters": network.count_params(), "content_photos": len(photos),
+            "parameters": network.count_params(), "content_photos": len(photos), "validation_photos": held_out,
+            "validation_crops": len(validation[0]) if validation else 0,
             "skipped": [{"path": p, "reason": r} for p, r in skipped], "gatys": gatys is not None,
             "seconds": round(time.perf_counter() - started, 3)}
     atomic_write_json(run.dir.training_json, info)
