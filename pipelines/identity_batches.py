@@ -4,8 +4,9 @@ Batch number S is a pure function of (seed, S): its generator is seeded by [seed
 stream resumes exactly at a global step (`pipelines.builder.step_dataset`). Identities with
 fewer than two images give no positive pair and are left out (listed in `left_out`); an
 identity with fewer than K images is sampled with repetition (the augmentation then
-differs). Augmentation (numpy, per image): horizontal flip, a shift of up to `shift` of the
-side (edge pixels repeated), brightness and contrast jitter.
+differs). Augmentation (numpy, per image): horizontal flip, a rotation of up to `rotation`
+degrees about the centre (bilinear, edge pixels repeated), a shift of up to `shift` of the side
+(edge pixels repeated), brightness and contrast jitter.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class Augment:
     shift: float = 0.0  # fraction of the side
     brightness: float = 0.0  # added, fraction of 255
     contrast: float = 0.0  # multiplied around the image mean, 1 +- contrast
+    rotation: float = 0.0  # degrees, uniform in +- rotation
 
     def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """float32 (B, H, W, C) in 0..255 -> the same, augmented."""
@@ -29,6 +31,10 @@ class Augment:
         if self.flip:
             flips = rng.random(count) < 0.5
             out[flips] = out[flips, :, ::-1]
+        if self.rotation > 0:
+            angles = np.deg2rad(rng.uniform(-self.rotation, self.rotation, count))
+            for i in range(count):
+                out[i] = rotate(out[i], angles[i])
         if self.shift > 0:
             limit_y, limit_x = int(round(self.shift * height)), int(round(self.shift * width))
             for i in range(count):
@@ -42,6 +48,24 @@ class Augment:
             mean = out.mean(axis=(1, 2, 3), keepdims=True)
             out = np.clip((out - mean) * contrast + mean + brightness, 0.0, 255.0)
         return out.astype(np.float32)
+
+
+def rotate(image: np.ndarray, angle: float) -> np.ndarray:
+    """(H, W, C) float image turned by `angle` radians (clockwise on screen when positive) about
+    its centre: bilinear sampling, coordinates outside the image take the nearest edge pixel."""
+    height, width = image.shape[:2]
+    cy, cx = (height - 1) / 2.0, (width - 1) / 2.0
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    cos, sin = np.cos(angle), np.sin(angle)
+    # each output pixel samples the input at the inverse rotation of its offset from the centre
+    src_y = np.clip(cy + (y - cy) * cos - (x - cx) * sin, 0, height - 1)
+    src_x = np.clip(cx + (y - cy) * sin + (x - cx) * cos, 0, width - 1)
+    y0, x0 = np.floor(src_y).astype(np.int64), np.floor(src_x).astype(np.int64)
+    y1, x1 = np.minimum(y0 + 1, height - 1), np.minimum(x0 + 1, width - 1)
+    wy, wx = (src_y - y0)[..., None], (src_x - x0)[..., None]
+    top = image[y0, x0] * (1 - wx) + image[y0, x1] * wx
+    bottom = image[y1, x0] * (1 - wx) + image[y1, x1] * wx
+    return (top * (1 - wy) + bottom * wy).astype(np.float32)
 
 
 class IdentityBatches:

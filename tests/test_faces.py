@@ -133,6 +133,32 @@ def test_identity_batches_are_p_by_k_seeded_and_resume_at_any_step():
         IdentityBatches(images[:3], np.arange(3), 2, 2, seed=0)
 
 
+def test_rotation_turns_about_the_centre_and_is_seeded_and_resumable():
+    from pipelines.identity_batches import rotate
+
+    image = np.random.default_rng(0).uniform(0, 255, (9, 9, 3)).astype(np.float32)
+    np.testing.assert_allclose(rotate(image, np.pi / 2), np.rot90(image, -1), atol=1e-3)  # clockwise on screen
+    np.testing.assert_allclose(rotate(image, 0.0), image, atol=1e-4)
+    turned = rotate(image, np.deg2rad(8))
+    assert turned.dtype == np.float32 and not np.allclose(turned, image)
+    np.testing.assert_allclose(turned[4, 4], image[4, 4], atol=1e-3)  # the centre stays
+    assert image.min() <= turned.min() and turned.max() <= image.max()  # bilinear: no new extremes
+
+    labels = np.repeat(np.arange(4), 3)
+    images = np.random.default_rng(1).integers(0, 255, (12, 8, 8, 3)).astype(np.uint8)
+    only_rotation = Augment(flip=False, rotation=15.0)
+    batches = IdentityBatches(images, labels, 2, 3, seed=3, augment=only_rotation)
+    again = IdentityBatches(images, labels, 2, 3, seed=3, augment=only_rotation)
+    np.testing.assert_array_equal(batches(5)[0], again(5)[0])  # a pure function of (seed, step): resumable
+    plain = IdentityBatches(images, labels, 2, 3, seed=3)
+    assert not np.allclose(batches(5)[0], plain(5)[0])
+    np.testing.assert_array_equal(batches(5)[1], plain(5)[1])  # the same people and images, turned
+    # without rotation the other augmentations draw exactly what they drew before it existed
+    legacy = Augment(True, 0.25, 0.1, 0.2)
+    np.testing.assert_array_equal(legacy(images[:4], np.random.default_rng(7)),
+                                  Augment(True, 0.25, 0.1, 0.2, rotation=0.0)(images[:4], np.random.default_rng(7)))
+
+
 # Metrics ------------------------------------------------------------------------------------------
 def test_threshold_kfold_roc_and_identification_on_hand_made_distances():
     distances = np.asarray([0.1, 0.2, 0.3, 0.9, 0.5, 0.8, 1.0, 1.2])
@@ -154,6 +180,25 @@ def test_threshold_kfold_roc_and_identification_on_hand_made_distances():
     assert ident["open_set_rejection"] == pytest.approx(1 / 3)
     gallery, probes = V.gallery_split(np.asarray([0, 0, 1, 1, 1, 2]), seed=0)
     assert len(gallery) == 3 and len(probes) == 3 and not set(gallery) & set(probes)
+    scores = V.pair_scores(distances, same)  # the per-epoch val_auc / val_accuracy
+    assert scores["auc"] == pytest.approx(result["auc"]) and scores["accuracy"] == 7 / 8
+    assert scores["threshold"] == threshold
+    with pytest.raises(ValueError, match="same and different"):
+        V.pair_scores(distances[:4], same[:4])
+
+
+def test_kept_best_epoch_counts_the_epochs_before_a_resume(tmp_path):
+    from tasks.faces.training import ResumableBestWeights
+
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss,val_auc\n0,3.0,0.80\n1,2.0,nan\n2,1.5,0.91\n3,1.2,0.88\n")
+    weights = tmp_path / "best.weights.h5"
+    keep = ResumableBestWeights(weights, "val_auc", "max", history)
+    keep.on_train_begin()
+    assert keep.best == -np.inf and keep.best_epoch is None  # no weights file: nothing to keep yet
+    weights.write_bytes(b"kept")
+    keep.on_train_begin()
+    assert keep.best == 0.91 and keep.best_epoch == 3  # resumed: a later epoch must beat 0.91
 
 
 def test_eigenfaces_separate_two_kinds_of_image():
@@ -275,6 +320,14 @@ def test_run_writes_every_artifact_and_the_baseline(smoke_run):
     assert ours["identification"]["gallery"] == 6 and ours["identification"]["probes"] == 54
     report = json.loads((smoke_run / "report/report.json").read_text())
     assert "eigenfaces accuracy" in report["metrics"] and "rank-1" in report["metrics"]
+    assert results["auc"] == ours["auc"]  # the test twin of val_auc (Task.tune_test_key)
+    from shared.training import read_history
+
+    history = read_history(smoke_run / "logs/history.csv")  # every epoch: the validation pairs' metrics
+    assert len(history["val_auc"]) == 2 and all(0.0 <= v <= 1.0 for v in history["val_auc"])
+    assert all(0.5 <= v <= 1.0 for v in history["val_accuracy"])
+    training = json.loads((smoke_run / "training.json").read_text())
+    assert training["val_auc"] == pytest.approx(history["val_auc"]) and training["kept_epoch"] is None
 
 
 @pytest.mark.backend

@@ -22,6 +22,8 @@ class FacesTask(Task):
     config_class = FacesConfig
     presets = PRESETS
     aliases = CommandAliases(verify="predict", enroll="predict", identify="predict")
+    # ROC AUC of the validation pairs each epoch; the test one is evaluation/results.json "auc"
+    tune_metric, tune_direction, tune_test_key = "val_auc", "maximize", "auc"
     extra_arguments = (
         ("--gallery", {"type": Path, "help": "enroll/identify: the gallery file (written atomically)"}),
         ("--threshold", {"type": float, "help": "verify/identify: distance threshold instead of the run's"}),

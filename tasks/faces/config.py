@@ -63,12 +63,22 @@ class BatchConfig:
     shift: float = 0.08
     brightness: float = 0.1
     contrast: float = 0.2
+    rotation: float = 10.0  # degrees, uniform in +- rotation (0: none)
+
+    def validate(self):
+        if not 0.0 <= self.rotation <= 45.0:
+            raise ConfigError(f"batch.rotation must be in [0, 45] degrees. Received: {self.rotation}")
 
 
 @dataclasses.dataclass
 class EvalConfig:
     folds: int = 10
     flip_average: bool = True  # embedding = normalised mean of the image's and its mirror's
+    # val_auc / val_accuracy (ROC AUC and best-threshold accuracy of the validation pairs, the
+    # ones the deployed threshold is chosen on) every N epochs and the last; 0: off
+    epoch_every: int = 1
+    epoch_pairs: int = 0  # > 0: a seeded subset of that many validation pairs per epoch
+    keep_best: bool = False  # the saved model is the epoch with the best val_auc, not the last
     pca_components: int = 60  # eigenfaces baseline
     hardest: int = 8  # false accepts and false rejects shown in the report
     batch_size: int = 128
@@ -83,6 +93,13 @@ class FacesConfig:
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(epochs=60, learning_rate=2e-3, weight_decay=1e-4, warmup_epochs=2))
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+    def validate(self):
+        if self.epoch_every < 0 or self.epoch_pairs < 0:
+            raise ConfigError(f"eval.epoch_every and eval.epoch_pairs must be >= 0. Received: "
+                              f"{self.epoch_every}, {self.epoch_pairs}")
+        if self.keep_best and not self.epoch_every:
+            raise ConfigError("eval.keep_best needs the per-epoch val_auc: eval.epoch_every >= 1")
 
 
 def olivetti() -> FacesConfig:

@@ -61,7 +61,8 @@ def evaluate(run: Run) -> dict:
     baseline["identification"] = _identification(projected, faces.labels, gallery, probes, "cosine")
     baseline["components"] = int(pca.basis.shape[0])
 
-    results = {"ours": ours, "eigenfaces": baseline, "deployed_threshold": deployed, "data": splits.counts(),
+    results = {"auc": ours["auc"],  # top level: Task.tune_test_key, the test twin of val_auc
+               "ours": ours, "eigenfaces": baseline, "deployed_threshold": deployed, "data": splits.counts(),
                "folds": int(len(np.unique(pairs.fold))), "flip_average": config.eval.flip_average,
                "embeddings_per_second": len(splits.eval) * (2 if config.eval.flip_average else 1) / max(seconds, 1e-9),
                "pairs_protocol": "LFW pairs.txt (View 2)" if config.data.pairs else

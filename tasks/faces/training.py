@@ -1,10 +1,18 @@
 """Train stage: P x K identity batches from `pipelines.identity_batches`, `fit()` with the
 chosen metric loss, then the deployed threshold chosen on the validation pairs (never on the
-evaluation pairs) and saved beside the model (`threshold.json`)."""
+evaluation pairs) and saved beside the model (`threshold.json`).
+
+Each epoch (`eval.epoch_every`) the same validation pairs give `val_auc` (ROC AUC) and
+`val_accuracy` (at their best threshold) in the epoch logs: history.csv, the `monitor` of
+best weights / early stopping, and the objective of `kts faces tune`. With
+`data.val_identities=0` those pairs are of the training people (seen in training), so the
+metric is optimistic; held-out validation people make it a measure of generalisation."""
 
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,30 +20,73 @@ import numpy as np
 from pipelines import builder
 from pipelines.identity_batches import Augment, IdentityBatches
 from shared import training
+from shared.callbacks import BestWeights
 from shared.export import save_keras
 from shared.io import atomic_write_json
 from shared.task import Run
 from tasks.faces import data as data_lib
 from tasks.faces import models
 from tasks.faces.config import FacesConfig
-from tasks.faces.verification import accuracy_at, best_threshold, distances_of
+from tasks.faces.verification import accuracy_at, best_threshold, distances_of, pair_scores
 
 
 def make_batches(config: FacesConfig, splits: data_lib.Splits) -> IdentityBatches:
     faces, batch = splits.faces, config.batch
     _, labels = np.unique(faces.labels[splits.train], return_inverse=True)  # 0..n-1 for ArcFace
-    augment = Augment(batch.flip, batch.shift, batch.brightness, batch.contrast)
+    augment = Augment(batch.flip, batch.shift, batch.brightness, batch.contrast, batch.rotation)
     return IdentityBatches(faces.images[splits.train], labels.astype(np.int32), batch.identities,
                            batch.images_per_identity, config.seed, augment)
 
 
-def choose_threshold(model: keras.Model, config: FacesConfig, splits: data_lib.Splits) -> dict:
+def validation_distances(model: keras.Model, config: FacesConfig, splits: data_lib.Splits,
+                         limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, same) of the validation pairs under the embedding `model`; `limit` > 0: a
+    seeded subset of that many pairs (the same every epoch), only their images embedded."""
     pairs = splits.val_pairs
-    used = np.unique(np.concatenate([pairs.first, pairs.second]))
+    keep = np.arange(len(pairs))
+    if 0 < limit < len(pairs):
+        keep = np.sort(np.random.default_rng([config.seed, 43]).choice(len(pairs), limit, replace=False))
+    first, second = pairs.first[keep], pairs.second[keep]
+    used = np.unique(np.concatenate([first, second]))
     embeddings = np.zeros((len(splits.faces), model.output.shape[-1]), np.float32)
     embeddings[used] = models.embed(model, splits.faces.images[used], config.eval.batch_size,
                                     config.eval.flip_average)
-    distances = distances_of(embeddings, pairs.first, pairs.second)
+    return distances_of(embeddings, first, second), pairs.same[keep]
+
+
+def epoch_metrics(embedding: keras.Model, config: FacesConfig, splits: data_lib.Splits):
+    """`compute(model)` for `fit(epoch_metrics=)`: val_auc and val_accuracy of the embedding
+    network (the model fit trains may carry the ArcFace head; `embedding` shares its weights)."""
+
+    def compute(_model) -> dict:
+        distances, same = validation_distances(embedding, config, splits, config.eval.epoch_pairs)
+        if not np.isfinite(distances).all():
+            return {"val_auc": math.nan, "val_accuracy": math.nan}
+        scores = pair_scores(distances, same)
+        return {"val_auc": scores["auc"], "val_accuracy": scores["accuracy"]}
+
+    return compute
+
+
+class ResumableBestWeights(BestWeights):
+    """BestWeights that, when a run resumes, starts from the best value already in the
+    history (so the epochs before the kill still count and resume stays exact)."""
+
+    def __init__(self, path, monitor: str, mode: str, history_csv: Path):
+        super().__init__(path, monitor, mode)
+        self.history_csv = Path(history_csv)
+
+    def on_train_begin(self, logs=None):
+        if not self.path.exists():
+            return
+        for epoch, value in enumerate(training.read_history(self.history_csv).get(self.monitor, [])):
+            if math.isfinite(value) and (value > self.best if self.mode == "max" else value < self.best):
+                self.best, self.best_epoch = value, epoch + 1
+
+
+def choose_threshold(model: keras.Model, config: FacesConfig, splits: data_lib.Splits) -> dict:
+    pairs = splits.val_pairs
+    distances, _ = validation_distances(model, config, splits)
     threshold = best_threshold(distances, pairs.same)
     people = len(splits.identities["train" if splits.val_seen else "val"])
     return {"threshold": threshold, "metric": "Euclidean distance between unit embeddings (same person when <=)",
@@ -79,9 +130,21 @@ def train(run: Run) -> dict:
     def stream(start):
         return builder.step_dataset(batches, start_step=start, prefetch=config.train.prefetch)
 
+    measured = config.eval.epoch_every > 0
+    keep = (ResumableBestWeights(run.dir.checkpoints / "best_val_auc.weights.h5", "val_auc", "max",
+                                 run.dir.logs / "history.csv") if config.eval.keep_best else None)
     result = training.fit(model, make_train_data=stream, validation_data=None, config=config.train,
                           steps_per_epoch=steps, checkpoints_dir=run.dir.checkpoints, logs_dir=run.dir.logs,
-                          resume=run.resume, verbose=run.verbose, monitor="loss")
+                          resume=run.resume, verbose=run.verbose,
+                          monitor="val_auc" if measured else "loss", monitor_mode="max" if measured else "min",
+                          epoch_metrics=epoch_metrics(embedding, config, splits) if measured else None,
+                          epoch_metrics_every=max(1, config.eval.epoch_every),
+                          extra_callbacks=[keep] if keep else None)
+    best_epoch = None
+    if keep is not None and keep.best_epoch is not None:
+        model.load_weights(str(keep.path))
+        best_epoch = keep.best_epoch
+        print(f"faces: keeping epoch {best_epoch} (val_auc {keep.best:.4f})")
     save_keras(embedding, run.dir.model_keras)
     threshold = choose_threshold(embedding, config, splits)
     atomic_write_json(run.dir.root / "threshold.json", threshold)
@@ -90,6 +153,8 @@ def train(run: Run) -> dict:
     summary = {"data": counts, "stopped_reason": result["stopped_reason"], "steps_per_epoch": steps,
                "batch": [batches.per_batch, batches.per_identity], "epochs": config.train.epochs,
                "loss": result["history"].get("loss", []), "epoch_seconds": seconds,
+               "val_auc": [v if math.isfinite(v) else None for v in result["history"].get("val_auc", [])],
+               "kept_epoch": best_epoch,
                "images_per_second": [images / s for s in seconds if s > 0],
                "left_out_identities": [splits.faces.names[i] for i in np.unique(splits.faces.labels[splits.train])
                                        [batches.left_out]] if batches.left_out else [],

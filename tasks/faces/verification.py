@@ -6,6 +6,8 @@ more alike). Tested alone on hand-made distances.
 - `kfold_accuracy`: per fold, the accuracy at the threshold chosen on the other folds.
 - `roc`: ROC AUC, EER and TAR at given FARs; a FAR is resolved only when there are at least
   1 / FAR different-person pairs, otherwise it is reported as None with the reason.
+- `pair_scores`: ROC AUC and the accuracy at the best threshold of some pairs (the per-epoch
+  validation metrics `val_auc` / `val_accuracy`).
 - `identification`: rank-k accuracy of probes against a gallery, and open-set rejection: a
   probe whose person is left out of the gallery must be farther than the threshold from all.
 """
@@ -59,6 +61,19 @@ def kfold_accuracy(distances, same, fold) -> dict:
         accuracies.append(accuracy_at(distances[test], same[test], threshold))
     return {"mean": float(np.mean(accuracies)), "std": float(np.std(accuracies)),
             "per_fold": [round(a, 6) for a in accuracies], "thresholds": [round(t, 6) for t in thresholds]}
+
+
+def pair_scores(distances, same) -> dict:
+    """{"auc": ROC AUC, "accuracy": accuracy at `best_threshold`, "threshold": it} of some pairs."""
+    from sklearn.metrics import roc_auc_score
+
+    distances, same = np.asarray(distances, np.float64), np.asarray(same, bool)
+    if same.all() or not same.any():
+        raise ValueError(f"ROC needs same and different pairs; received {int(same.sum())} same, "
+                         f"{int((~same).sum())} different.")
+    threshold = best_threshold(distances, same)
+    return {"auc": float(roc_auc_score(same, -distances)), "accuracy": accuracy_at(distances, same, threshold),
+            "threshold": threshold}
 
 
 def roc(distances, same, fars=(1e-2, 1e-3)) -> dict:
