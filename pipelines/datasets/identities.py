@@ -26,6 +26,10 @@ from pipelines.datasets.folder import IMAGE_EXTENSIONS
 from pipelines.images import DEFAULT_MAX_SIDE, bounded_size
 
 
+class NoFaceFound(ValueError):
+    """A face detector (`crop` below) found no face in an image."""
+
+
 @dataclasses.dataclass
 class Faces:
     """RGB uint8 images (N, S, S, 3), int32 identity labels, identity names, source paths."""
@@ -35,6 +39,7 @@ class Faces:
     names: list[str]
     paths: list[str]
     skipped: list[dict] = dataclasses.field(default_factory=list)
+    detection: dict = dataclasses.field(default_factory=dict)  # the face detector's counts, when one ran
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -80,9 +85,10 @@ def to_uint8(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def read_face(path: str | os.PathLike, size: int) -> np.ndarray:
+def read_face(path: str | os.PathLike, size: int, crop=None) -> np.ndarray:
     """uint8 (size, size, 3) of one image file; raises ValueError naming the file when it is
-    not a readable image, FileNotFoundError when it is missing."""
+    not a readable image, FileNotFoundError when it is missing. `crop(rgb, size)`, when given,
+    turns the whole photo into the face crop (a face detector) and raises NoFaceFound."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Image not found: {path}")
@@ -92,21 +98,28 @@ def read_face(path: str | os.PathLike, size: int) -> np.ndarray:
             if target != (image.height, image.width):
                 image.draft(image.mode, target[::-1])
             image.load()
-            rgb = to_uint8(image).resize((size, size), Image.BILINEAR)
-            return np.asarray(rgb, np.uint8).reshape(size, size, 3)
+            rgb = to_uint8(image)
+            if crop is None:
+                return np.asarray(rgb.resize((size, size), Image.BILINEAR), np.uint8).reshape(size, size, 3)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise ValueError(f"{path}: not a readable image ({type(err).__name__}: {err}); expected "
                          "a JPEG, PNG, ... file") from None
+    try:
+        return crop(np.asarray(rgb, np.uint8), size)
+    except NoFaceFound as err:
+        raise NoFaceFound(f"{path}: {err}") from None
 
 
-def read_faces(paths: list[str], labels: list[int], names: list[str], size: int) -> Faces:
-    """Reads every file; bad ones are skipped and listed (path, reason)."""
+def read_faces(paths: list[str], labels: list[int], names: list[str], size: int, crop=None) -> Faces:
+    """Reads every file; bad ones, and with a detector (`crop`) those with no face, are skipped
+    and listed (path, reason; "no_face": true for the latter)."""
     images, kept_labels, kept_paths, skipped = [], [], [], []
     for path, label in zip(paths, labels):
         try:
-            images.append(read_face(path, size))
+            images.append(read_face(path, size, crop))
         except (ValueError, FileNotFoundError) as err:
-            skipped.append({"path": str(path), "reason": str(err)})
+            skipped.append({"path": str(path), "reason": str(err), **({"no_face": True}
+                                                                      if isinstance(err, NoFaceFound) else {})})
             continue
         kept_labels.append(label)
         kept_paths.append(str(path))
@@ -119,8 +132,8 @@ def _image_files(folder: Path) -> list[Path]:
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def load_identity_folder(path: str | os.PathLike, size: int) -> Faces:
-    """`path/<person>/<images>`: one label per person folder (sorted names)."""
+def load_identity_folder(path: str | os.PathLike, size: int, crop=None) -> Faces:
+    """`path/<person>/<images>`: one label per person folder (sorted names); `crop`: see read_face."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"Face folder not found: {path}; expected one folder per person, "
@@ -137,7 +150,7 @@ def load_identity_folder(path: str | os.PathLike, size: int) -> Faces:
     if len(names) < 2:
         raise ValueError(f"{path}: found {len(names)} person folder(s) with images; expected at least two, "
                          "path/<person>/<images> (the LFW layout).")
-    return read_faces(paths, labels, names, size)
+    return read_faces(paths, labels, names, size, crop)
 
 
 def load_olivetti_faces(data_root: str | os.PathLike, size: int) -> Faces:

@@ -19,8 +19,21 @@ class DataConfig:
     eval_identities: int = 10  # held out, never trained on (ignored with data.pairs)
     val_identities: int = 0  # held out for the deployed threshold; 0: pairs of the training people
     max_identities: int = 0  # > 0: use only the first N people (smoke tests)
+    detect_faces: bool = False  # folder photos: find, align (eyes level) and crop the largest face
+    detector: Literal["mtcnn", "opencv"] = "mtcnn"  # tasks/faces/detect.py; pip install -e .[faces-detect]
+    detect_margin: float = 0.2  # the crop's side: the face box's longer side x (1 + margin)
 
     def validate(self):
+        if self.detect_faces:
+            from tasks.faces.detect import missing_package
+
+            if self.source != "folder":
+                raise ConfigError("data.detect_faces needs data.source=folder (Olivetti images are face crops)")
+            problem = missing_package(self.detector)
+            if problem:
+                raise ConfigError(problem)
+        if not 0.0 <= self.detect_margin <= 2.0:
+            raise ConfigError(f"data.detect_margin must be in [0, 2]. Received: {self.detect_margin}")
         if self.source == "folder" and not self.path:
             raise ConfigError("data.source=folder needs data.path (--set data.path=DIR, one folder per person)")
         if self.pairs and self.source != "folder":

@@ -37,18 +37,50 @@ class Splits:
                 **{f"{name}_identities": len(value) for name, value in self.identities.items()},
                 "eval_pairs_same": int(self.eval_pairs.same.sum()),
                 "eval_pairs_different": int((1 - self.eval_pairs.same).sum()),
-                "val_pairs": len(self.val_pairs), "skipped": len(self.skipped)}
+                "val_pairs": len(self.val_pairs), "skipped": len(self.skipped),
+                **({f"detect_{key}": self.faces.detection[key] for key in
+                    ("detector", "no_face", "not_aligned", "seconds", "images_per_second")}
+                   if self.faces.detection else {})}
 
 
 def load_faces(config: FacesConfig, data_root) -> ids.Faces:
     data = config.data
     if data.source == "olivetti":
         faces = ids.load_olivetti_faces(data_root, data.image_size)
+    elif data.detect_faces:
+        faces = _detected_faces(data)
     else:
         faces = ids.load_identity_folder(data.path, data.image_size)
     if data.max_identities:
-        faces = faces.subset(np.flatnonzero(faces.labels < data.max_identities))
+        faces = dataclasses.replace(faces.subset(np.flatnonzero(faces.labels < data.max_identities)),
+                                    skipped=faces.skipped, detection=faces.detection)
     return faces
+
+
+_DETECTED: dict = {}  # the last folder's crops: `kts faces run` detects once for train, evaluate and report
+
+
+def _detected_faces(data) -> ids.Faces:
+    """data.detect_faces: the folder's photos as aligned face crops (tasks/faces/detect.py);
+    photos with no face are skipped and listed. Kept in memory for the next call with the same
+    folder (same files, sizes and times) and settings."""
+    from tasks.faces.detect import cropper_for
+
+    root = Path(data.path)
+    files = tuple(sorted((str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns)
+                         for f in root.rglob("*") if f.is_file())) if root.is_dir() else ()
+    key = (str(root.resolve()), data.detector, data.detect_margin, data.image_size, files)
+    if key not in _DETECTED:
+        crop = cropper_for(data)
+        faces = ids.load_identity_folder(data.path, data.image_size, crop)
+        faces.detection = crop.summary()
+        print(f"faces: {data.detector} found a face in {crop.stats['faces']} of {crop.stats['images']} images "
+              f"({crop.stats['no_face']} without one, skipped; {crop.stats['not_aligned']} not aligned) in "
+              f"{faces.detection['seconds']:.1f} s")
+        _DETECTED.clear()
+        _DETECTED[key] = faces
+    faces = _DETECTED[key]
+    return dataclasses.replace(faces, skipped=list(faces.skipped), detection=dict(faces.detection))
 
 
 def load_splits(config: FacesConfig, data_root) -> Splits:

@@ -4,6 +4,12 @@ on a trained run, with the run's deployed threshold unless `--threshold` overrid
 Images are read as the training pipeline reads them (any size; grey, RGBA and 16-bit images
 converted to 8-bit RGB). `verify` and `identify` name a missing or unreadable input and stop
 before loading the model; `enroll` skips unreadable images, counts and lists them.
+
+When the run was trained with `data.detect_faces=true`, the inputs go through the same face
+detector first (largest face, eyes levelled, cropped: tasks/faces/detect.py); an input without
+a face stops `verify`/`identify` naming it and is skipped and listed by `enroll`. The exported
+SavedModel stays a crop-in model: it embeds the image it is given, so callers of it detect
+and crop first.
 """
 
 from __future__ import annotations
@@ -35,15 +41,22 @@ def _embed(run: Run, images: np.ndarray) -> np.ndarray:
     return models.embed(model, images, run.config.eval.batch_size, run.config.eval.flip_average)
 
 
-def _read_all(paths: list[str], size: int) -> np.ndarray:
-    return np.stack([read_face(p, size) for p in paths])  # raises naming the file
+def _cropper(run: Run):
+    """The run's face detector (data.detect_faces), or None."""
+    from tasks.faces.detect import cropper_for
+
+    return cropper_for(run.config.data)
+
+
+def _read_all(paths: list[str], size: int, crop=None) -> np.ndarray:
+    return np.stack([read_face(p, size, crop) for p in paths])  # raises naming the file
 
 
 def verify(run: Run, inputs: list[str], out: Path | None = None) -> dict:
     if len(inputs) != 2:
         raise ValueError(f"verify needs two images, A B. Received {len(inputs)}: {' '.join(inputs)}")
     threshold, source = _threshold(run)
-    images = _read_all(inputs, run.config.data.image_size)
+    images = _read_all(inputs, run.config.data.image_size, _cropper(run))
     first, second = _embed(run, images)
     distance = float(np.linalg.norm(first - second))
     same = distance <= threshold
@@ -91,11 +104,11 @@ def enroll(run: Run, inputs: list[str], out: Path | None = None) -> dict:
     path = _gallery_path(run)
     fingerprint = model_fingerprint(run.dir.require_model())
     gallery = gallery_lib.load(path, fingerprint, must_exist=False)  # a damaged file stops us here
-    size = run.config.data.image_size
+    size, crop = run.config.data.image_size, _cropper(run)
     images, names, paths, skipped = [], [], [], []
     for person, image_path in _enrollment_entries(Path(inputs[0])):
         try:
-            images.append(read_face(image_path, size))
+            images.append(read_face(image_path, size, crop))
         except (ValueError, FileNotFoundError) as err:
             skipped.append({"path": str(image_path), "reason": str(err)})
             continue
@@ -127,7 +140,7 @@ def identify(run: Run, inputs: list[str], out: Path | None = None) -> list[dict]
     if not gallery.names:
         raise ValueError(f"{path} holds nobody; enroll people first.")
     threshold, source = _threshold(run)
-    vectors = _embed(run, _read_all(inputs, run.config.data.image_size))
+    vectors = _embed(run, _read_all(inputs, run.config.data.image_size, _cropper(run)))
     distances = np.linalg.norm(vectors[:, None] - gallery.embeddings[None], axis=-1)
     results = []
     for item, row in zip(inputs, distances):
