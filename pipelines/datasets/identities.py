@@ -3,7 +3,9 @@
 
 Every image is read once, converted to RGB uint8 at `size` x `size` (grey tiled, RGBA's alpha
 dropped, 16-bit scaled down to 8 bits), and kept in memory (`Faces`). Files that do not decode
-are skipped and listed in `Faces.skipped` with the reason, never raised.
+are skipped and listed in `Faces.skipped` with the reason, never raised. A `crop(rgb, size)`
+callable (a face detector: tasks/faces/detect.py) may turn each whole photo into its face crop;
+photos it finds no face in (NoFaceFound) are skipped and listed the same way.
 
     DIR/<person>/<image>          # LFW: lfw/George_W_Bush/George_W_Bush_0001.jpg
 
