@@ -39,6 +39,38 @@ def test_run_writes_every_artifact(tiny_run):
     assert len((tiny_run / "evaluation/hypotheses.txt").read_text().splitlines()) == 40
 
 
+def test_training_logs_validation_bleu_a_function_of_the_model_alone(tiny_run):
+    """val_bleu (what `tune` maximises) is in the history: greedy sacreBLEU of the validation
+    pairs, the same number when the saved model is scored again (no state besides the weights)."""
+    import keras
+
+    from shared import config as config_lib
+    from shared.task import RunDir
+    from shared.training import read_history
+    from tasks.seq2seq import data as data_lib
+    from tasks.seq2seq.config import Seq2SeqConfig
+    from tasks.seq2seq.evaluation import epoch_bleu
+
+    history = read_history(tiny_run / "logs/history.csv")
+    assert len(history["val_bleu"]) == 1 and 0.0 <= history["val_bleu"][0] <= 100.0
+    assert (tiny_run / "checkpoints/best.weights.h5").exists()  # monitor=val_bleu
+    config = config_lib.load(Seq2SeqConfig, tiny_run / "config.json")
+    tokenizers = data_lib.load_tokenizers(config, RunDir(tiny_run))
+    val = data_lib.load_splits(config, None)["val"]  # dates: generated, no data root
+    examples, _ = data_lib.encode(val, tokenizers, config)
+    again = epoch_bleu(val, examples, tokenizers, config)(keras.models.load_model(tiny_run / "model.keras"))
+    assert again["val_bleu"] == pytest.approx(history["val_bleu"][0], abs=1e-9)
+
+
+def test_epoch_bleu_settings_are_checked():
+    from shared import config as config_lib
+    from shared.config import ConfigError
+    from tasks.seq2seq.config import smoke
+
+    with pytest.raises(ConfigError, match="eval.epoch_bleu_sentences must be >= 0"):
+        config_lib.apply_overrides(smoke(), ["eval.epoch_bleu_every=0"])
+
+
 def test_length_penalty_is_picked_on_validation_and_used_by_every_stage(tiny_run):
     results = json.loads((tiny_run / "evaluation/results.json").read_text())
     sweep = results["length_penalty_sweep"]

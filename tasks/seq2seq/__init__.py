@@ -18,8 +18,9 @@ class Seq2SeqTask(Task):
     config_class = Seq2SeqConfig
     presets = PRESETS
     aliases = {"translate": "predict"}
-    # tune: teacher-forced token accuracy on the validation pairs (BLEU needs decoding)
-    tune_metric, tune_direction = "val_token_accuracy", "maximize"
+    # tune: greedy sacreBLEU on the validation pairs after each epoch (eval.epoch_bleu_sentences);
+    # the best trial's test score is the report's `bleu`, decoded with beam eval.beam_size
+    tune_metric, tune_direction, tune_test_key = "val_bleu", "maximize", "bleu"
     stages = {
         "train": "tasks.seq2seq.training:train",
         "evaluate": "tasks.seq2seq.evaluation:evaluate",

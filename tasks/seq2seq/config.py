@@ -99,6 +99,11 @@ class EvalConfig:
     files_name: str = ""
     # translate flags outputs whose mean token log-probability is below this (None: off)
     flag_below_log_prob: float | None = None
+    # training logs val_bleu (greedy sacreBLEU on the first N validation pairs) after the first,
+    # every epoch_bleu_every-th and the last epoch: what `tune` maximises and best weights /
+    # early stopping follow; 0: off (val_loss is monitored, and `tune` has no objective)
+    epoch_bleu_sentences: int = 500
+    epoch_bleu_every: int = 1
 
     def validate(self):
         if bool(self.source_file) != bool(self.reference_file):
@@ -111,6 +116,9 @@ class EvalConfig:
         if any(alpha < 0 for alpha in (self.length_penalty, *self.length_penalty_grid)):
             raise ConfigError("eval.length_penalty and eval.length_penalty_grid must be >= 0. Received: "
                               f"{self.length_penalty}, {self.length_penalty_grid}")
+        if self.epoch_bleu_sentences < 0 or self.epoch_bleu_every < 1:
+            raise ConfigError("eval.epoch_bleu_sentences must be >= 0 (0: off) and eval.epoch_bleu_every >= 1. "
+                              f"Received: {self.epoch_bleu_sentences}, {self.epoch_bleu_every}")
         if self.length_penalty_grid and self.split == "val":
             raise ConfigError("eval.length_penalty_grid picks alpha on the validation split, so "
                               "eval.split must be test (scores on the split alpha was picked on "
@@ -144,6 +152,7 @@ def smoke() -> Seq2SeqConfig:
     cfg.eval.beam_sizes = (1, 2)
     cfg.eval.beam_size = 2
     cfg.eval.examples, cfg.eval.attention_examples = 4, 2
+    cfg.eval.epoch_bleu_sentences = 64
     return cfg
 
 

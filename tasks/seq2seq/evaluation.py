@@ -59,9 +59,17 @@ def decode_split(model, examples: list[dict], config: Seq2SeqConfig, beam_size: 
     else:
         batches = [(indices, batch["source"]) for indices, batch in
                    data_lib.eval_batches(examples, config.eval.batch_size, config.data.bucket_width)]
-    outputs: list = [None] * len(examples)
-    confidence: list = [None] * len(examples)
     started = time.perf_counter()
+    outputs, confidence = run_translator(translator, batches, len(examples))
+    return outputs, time.perf_counter() - started, confidence
+
+
+def run_translator(translator: Translator, batches, count: int) -> tuple[list, list]:
+    """Runs `translator` over (indices, source) batches of `count` examples: the best token ids
+    (without eos/padding) per example, in order, and each output's mean token log-probability."""
+    alpha = translator.length_penalty_alpha if translator.beam_size else 0.0
+    outputs: list = [None] * count
+    confidence: list = [None] * count
     for indices, source in batches:
         result = translator.predict_on_batch(source)
         tokens, lengths = np.asarray(result["tokens"]), np.asarray(result["lengths"])
@@ -69,8 +77,32 @@ def decode_split(model, examples: list[dict], config: Seq2SeqConfig, beam_size: 
         for row, index in enumerate(indices):
             ids = tokens[row, : lengths[row]].tolist()
             outputs[index] = ids[:-1] if ids and ids[-1] == EOS_ID else ids
-            confidence[index] = mean_log_prob(scores[row], int(lengths[row]), alpha if beam_size else 0.0)
-    return outputs, time.perf_counter() - started, confidence
+            confidence[index] = mean_log_prob(scores[row], int(lengths[row]), alpha)
+    return outputs, confidence
+
+
+def epoch_bleu(split, examples: list[dict], tokenizers, config: Seq2SeqConfig):
+    """`fit(epoch_metrics=)` for training: `compute(model) -> {"val_bleu": ...}`, sacreBLEU corpus
+    BLEU scored as `score` scores the test split (same detokenisation, same settings) but of
+    GREEDY outputs (the report's headline `bleu` is beam eval.beam_size; its greedy row is the
+    like-for-like number) on the first eval.epoch_bleu_sentences pairs of `split` (the
+    validation side; `examples` are its encoded pairs). One compiled search, traced at the
+    first call: the batches have one shape (eval batch size x max source length) and the
+    translator is kept across epochs."""
+    count = min(config.eval.epoch_bleu_sentences, len(examples))
+    batches = list(data_lib.decode_batches(examples[:count], config.eval.batch_size,
+                                           config.data.max_source_length))
+    references, target_tokenizer = split.targets[:count], tokenizers[1]
+    translator: list = []
+
+    def compute(model) -> dict:
+        if not translator or translator[0].model is not model:
+            translator[:] = [Translator(model, config.data.max_target_length, beam_size=0)]
+        ids, _ = run_translator(translator[0], batches, count)
+        hypotheses = [target_tokenizer.decode(h) for h in ids]
+        return {"val_bleu": score(hypotheses, references, target_tokenizer.normalize)["bleu"]}
+
+    return compute
 
 
 def mean_log_prob(score: float, length: int, alpha: float) -> float | None:

@@ -58,12 +58,19 @@ def train(run: Run) -> dict:
           f"{len(val_examples)} validation, vocabularies {tokenizers[0].vocab_size} -> "
           f"{tokenizers[1].vocab_size}, {steps} steps per epoch, {config.model.architecture} "
           f"({model.count_params():,} parameters)")
+    epoch_metrics, monitor, mode = None, "val_loss", "min"
+    if config.eval.epoch_bleu_sentences and val_examples:
+        from tasks.seq2seq.evaluation import epoch_bleu  # evaluation imports `load` from here
+
+        epoch_metrics = epoch_bleu(splits["val"], val_examples, tokenizers, config)
+        monitor, mode = "val_bleu", "max"
     result = training.fit(
         model, make_train_data=lambda start: data_lib.train_stream(config, train_examples, start)[0],
         validation_data=data_lib.validation_data(val_examples, config.eval.batch_size,
                                                  config.data.bucket_width),
         config=config.train, steps_per_epoch=steps, checkpoints_dir=run.dir.checkpoints,
-        logs_dir=run.dir.logs, resume=run.resume, verbose=run.verbose)
+        logs_dir=run.dir.logs, resume=run.resume, verbose=run.verbose, monitor=monitor,
+        monitor_mode=mode, epoch_metrics=epoch_metrics, epoch_metrics_every=config.eval.epoch_bleu_every)
     save_keras(model, run.dir.model_keras)
     summary = {"phases": {"train": {k: v for k, v in result.items() if k != "history"}},
                "stopped_reason": result["stopped_reason"], "parameters": int(model.count_params()),
