@@ -33,6 +33,22 @@ def test_run_writes_every_artifact(smoke_run):
     assert "box_loss" in history and "dfl_loss" in history
 
 
+def test_smoke_history_has_the_epoch_validation_map_that_tune_maximises(smoke_run):
+    import math
+
+    from shared.training import read_history
+    from tasks.detection import TASK
+
+    history = read_history(smoke_run / "logs/history.csv")
+    assert TASK.tune_metric == "val_map50" and TASK.tune_direction == "maximize"
+    assert len(history["val_map50"]) == 10 and all(math.isfinite(v) for v in history["val_map50"])
+    assert all(0.0 <= v <= a <= 1.0 for v, a in zip(history["val_map"], history["val_map50"]))
+    training = json.loads((smoke_run / "training.json").read_text())
+    assert training["epoch_metric"] == "8 images of the val split"
+    results = json.loads((smoke_run / "evaluation/results.json").read_text())
+    assert TASK.tune_test_key in results  # the best trial's test score for the study report
+
+
 def test_smoke_run_overfits_its_training_images(smoke_run):
     results = json.loads((smoke_run / "evaluation/results.json").read_text())
     assert results["split"] == "train"
@@ -76,6 +92,38 @@ def test_demo_preset_is_scored_on_held_out_test_images(data_root):
     splits = data_lib.load_splits(config, data_root)
     assert len(splits["train"]) == 8 and len(splits["eval"]) == 72  # every BCCD test image
     assert not set(splits["train"].paths) & set(splits["eval"].paths)
+
+
+def test_epoch_metric_images_are_never_trained_on_nor_scored(data_root, monkeypatch):
+    from shared.config import ConfigError, apply_overrides
+    from tasks.detection import data as data_lib
+    from tasks.detection.config import smoke
+
+    bccd = data_lib.datasets.load_bccd_detection(data_root)  # parsed once (load_splits copies)
+    monkeypatch.setattr(data_lib.datasets, "load_bccd_detection", lambda root: dict(bccd))
+
+    def splits(*overrides):
+        return data_lib.load_splits(apply_overrides(smoke(), list(overrides)), data_root)
+
+    def disjoint(result):
+        used = set(result["train"].paths) | set(result["eval"].paths)
+        return not used & set(result["epoch"].paths)
+
+    default = splits()
+    assert len(default["epoch"]) == 8 and disjoint(default)
+    assert default["epoch_note"] == "8 images of the val split"
+    for overrides in (["data.evaluate_on=val"], ["data.train_on=train+val"]):
+        result = splits(*overrides)  # the val split is scored or trained on: no metric on it
+        assert result["epoch"] is None and "data.holdout=N" in result["epoch_note"], overrides
+    assert splits("eval.epoch_images=0")["epoch"] is None
+    held = splits("data.evaluate_on=val", "data.limit=0", "data.holdout=6")
+    assert len(held["epoch"]) == 6 and len(held["train"]) == 205 - 6 and disjoint(held)
+    assert held["epoch_note"] == "6 of the 6 training images held out (data.holdout)"
+    again = splits("data.evaluate_on=val", "data.limit=0", "data.holdout=6")
+    assert held["epoch"].paths == again["epoch"].paths  # seeded
+    assert splits("data.holdout=6", "seed=1")["epoch"].paths != held["epoch"].paths
+    with pytest.raises(ConfigError, match="data.holdout=205 leaves no training images"):
+        splits("data.holdout=205")
 
 
 def test_the_report_names_the_images_it_was_scored_on():

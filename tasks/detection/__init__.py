@@ -15,6 +15,8 @@ class DetectionTask(Task):
     name = "detection"
     config_class = DetectionConfig
     presets = PRESETS
+    # tune: COCO mAP@0.5 on validation images at epoch ends (eval.epoch_images, data.holdout)
+    tune_metric, tune_direction, tune_test_key = "val_map50", "maximize", "map50"
     stages = {
         "train": "tasks.detection.training:train",
         "evaluate": "tasks.detection.evaluation:evaluate",

@@ -9,12 +9,15 @@ import numpy as np
 from pipelines import builder
 from pipelines import detection_ops as ops
 from pipelines.datasets import detection as datasets
+from shared.config import ConfigError
 from shared.runtime import require_path
 from tasks.detection.config import DetectionConfig
 
 
 def load_splits(config: DetectionConfig, data_root: Path) -> dict:
-    """{"train": DetectionSource, "eval": DetectionSource} for this config."""
+    """{"train", "eval" (the split the report scores), "epoch" (the images of the epoch-end
+    val_map50, never trained on nor scored; None when there are none), "epoch_note" (where
+    they come from, or why there are none), "skipped"} for this config."""
     cfg = config.data
     if cfg.source == "bccd":
         splits = datasets.load_bccd_detection(data_root)
@@ -36,10 +39,15 @@ def load_splits(config: DetectionConfig, data_root: Path) -> dict:
     if "train" not in splits:
         raise FileNotFoundError(f"No training split found for data.source={cfg.source} at "
                                 f"{cfg.path or data_root}")
-    train = splits["train"]
-    if cfg.train_on == "train+val" and "val" in splits:
-        train = _concat(train, splits["val"])
-    evaluation = splits.get(cfg.evaluate_on) or splits.get("val") or train
+    usable, held_out = dict(splits), None  # `splits` keeps the skipped/dropped lists
+    if cfg.holdout:  # before anything else reads the train split
+        usable["train"], held_out = _hold_out(splits["train"], cfg.holdout, config.seed)
+    train = usable["train"]
+    if cfg.train_on == "train+val" and "val" in usable:
+        train = _concat(train, usable["val"])
+    evaluation = usable.get(cfg.evaluate_on) or usable.get("val") or train
+    scored = next((name for name in (cfg.evaluate_on, "val") if usable.get(name)), "train")
+    epoch, note = _epoch_images(config, usable, held_out, scored)
     if cfg.limit:
         train = _first(train, cfg.limit)
         if cfg.evaluate_on == "train":
@@ -49,7 +57,40 @@ def load_splits(config: DetectionConfig, data_root: Path) -> dict:
         evaluation = _first(evaluation, eval_limit)
     skipped = [{"split": name, **item} for name, source in splits.items()
                for item in [*source.skipped, *source.dropped_boxes]]
-    return {"train": train, "eval": evaluation, "skipped": skipped}
+    return {"train": train, "eval": evaluation, "epoch": epoch, "epoch_note": note,
+            "skipped": skipped}
+
+
+def _hold_out(train, count: int, seed: int):
+    """(kept, held out): `count` images of `train` drawn with `seed`, both in file order."""
+    if count >= len(train):
+        raise ConfigError(f"data.holdout={count} leaves no training images (the train split "
+                          f"has {len(train)}).")
+    held = set(np.random.default_rng(seed).choice(len(train), count, replace=False).tolist())
+    return (train.subset([i for i in range(len(train)) if i not in held]),
+            train.subset(sorted(held)))
+
+
+def _epoch_images(config: DetectionConfig, splits: dict, held_out, scored: str):
+    """(source or None, note): the first `eval.epoch_images` of the held-out training images
+    or, without them, of the val split when it is neither trained on nor scored."""
+    cfg, count = config.data, config.eval.epoch_images
+    if held_out is not None:
+        source, note = held_out, f"of the {cfg.holdout} training images held out (data.holdout)"
+    elif not splits.get("val"):
+        source, note = None, f"data.source={cfg.source} has no val split here"
+    elif cfg.train_on == "train+val":
+        source, note = None, "the val split is trained on (data.train_on=train+val)"
+    elif scored == "val":
+        source, note = None, "the val split is the one the report scores"
+    else:
+        source, note = splits["val"], "images of the val split"
+    if source is None:
+        return None, note + "; data.holdout=N holds out N training images for it"
+    if not count:
+        return None, "eval.epoch_images=0"
+    source = _first(source, count)
+    return source, f"{len(source)} {note}"
 
 
 def _first(source, count: int):

@@ -23,15 +23,18 @@ def unletterbox(boxes: np.ndarray, letterbox: np.ndarray, orig_size: np.ndarray)
     return np.clip(out, 0, [width, height, width, height]).astype(np.float32)
 
 
-def detect(model, config, source) -> tuple[list[dict], dict[str, list[float]]]:
-    """Final detections per image of `source` (original pixels) and per-image timings (ms)."""
+def detect(model, config, source, postprocess=None) -> tuple[list[dict], dict[str, list[float]]]:
+    """Final detections per image of `source` (original pixels) and per-image timings (ms).
+    Without `postprocess` (a `compiled_postprocess(model)` kept by a caller that detects
+    again), it is compiled and warmed up here, outside the timings."""
     from tasks.detection import data as data_lib
 
     detections, timings = [], {"preprocess": [], "model": [], "nms": []}
-    postprocess = _compiled_postprocess(model)
-    size = config.data.image_size  # warm up (tracing/compilation) outside the timings
-    warm = np.zeros((config.eval.batch_size, size, size, 3), np.float32)
-    postprocess(model.network.predict_on_batch(warm))
+    if postprocess is None:
+        postprocess = compiled_postprocess(model)
+        size = config.data.image_size  # warm up (tracing/compilation) outside the timings
+        warm = np.zeros((config.eval.batch_size, size, size, 3), np.float32)
+        postprocess(model.network.predict_on_batch(warm))
     iterator = iter(data_lib.eval_stream(config, source, config.eval.batch_size,
                                          with_targets=False))
     index = 0
@@ -62,7 +65,7 @@ def detect(model, config, source) -> tuple[list[dict], dict[str, list[float]]]:
     return detections, timings
 
 
-def _compiled_postprocess(model):
+def compiled_postprocess(model):
     if keras.backend.backend() == "jax":
         import jax
 
@@ -77,6 +80,28 @@ def _compiled_postprocess(model):
 def ground_truth(source) -> list[dict]:
     return [{"image_id": int(a["image_id"]), "boxes": a["boxes"], "classes": a["classes"]}
             for a in (source.annotations(i) for i in range(len(source)))]
+
+
+def epoch_metric(config, source):
+    """`compute(model) -> {"val_map50", "val_map", "map_seconds"}` (COCO mAP@0.5 and
+    @[.5:.95] on `source`, and the seconds it took) for `shared.training.fit(epoch_metrics=)`:
+    the evaluate stage's detection (forward pass + decoding + NMS) and pycocotools scoring;
+    NaN where there is nothing to score."""
+    from tasks.detection import metrics
+
+    truth, compiled = ground_truth(source), {}
+
+    def compute(model) -> dict[str, float]:
+        started = time.perf_counter()
+        if "postprocess" not in compiled:  # traced once, reused every epoch
+            compiled["postprocess"] = compiled_postprocess(model)
+        detections, _ = detect(model, config, source, compiled["postprocess"])
+        result = metrics.coco_evaluate(truth, detections, source.class_names)
+        values = {name: result[key] if result[key] >= 0 else float("nan")  # -1: nothing to average
+                  for name, key in (("val_map50", "map50"), ("val_map", "map"))}
+        return {**values, "map_seconds": time.perf_counter() - started}
+
+    return compute
 
 
 def evaluate(run: Run) -> dict:

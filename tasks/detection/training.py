@@ -9,6 +9,7 @@ from shared.export import save_keras
 from shared.io import atomic_write_json
 from shared.task import Run
 from tasks.detection import data as data_lib
+from tasks.detection import evaluation
 from tasks.detection.config import DetectionConfig
 from tasks.detection.detector import YoloDetector
 from tasks.detection.model import build_detector
@@ -44,16 +45,27 @@ def train(run: Run) -> dict:
           f"({', '.join(source.class_names)}), {steps} steps per epoch, YOLOv8-"
           f"{config.model.variant} at {config.data.image_size} px "
           f"({model.count_params():,} parameters)")
+    epoch = splits["epoch"]
+    if epoch is not None:
+        print(f"detection: val_map50 / val_map at epoch ends on {splits['epoch_note']}, every "
+              f"{config.eval.epoch_every} epoch(s)")
+    else:
+        print(f"detection: no val_map50 at epoch ends ({splits['epoch_note']}); kts detection "
+              "tune needs it")
     result = training.fit(
         model, make_train_data=lambda start: data_lib.train_stream(config, source, steps, start),
         validation_data=None, config=config.train, steps_per_epoch=steps,
         checkpoints_dir=run.dir.checkpoints, logs_dir=run.dir.logs, resume=run.resume,
-        verbose=run.verbose, monitor="loss", monitor_mode="min")
+        verbose=run.verbose, monitor="val_map50" if epoch is not None else "loss",
+        monitor_mode="max" if epoch is not None else "min",
+        epoch_metrics=evaluation.epoch_metric(config, epoch) if epoch is not None else None,
+        epoch_metrics_every=config.eval.epoch_every)
     save_keras(model, run.dir.model_keras)
     summary = {"phases": {"train": {k: v for k, v in result.items() if k != "history"}},
                "stopped_reason": result["stopped_reason"],
                "parameters": int(model.count_params()), "steps_per_epoch": steps,
-               "samples": {"train": len(source)}, "skipped": splits["skipped"],
+               "samples": {"train": len(source), "epoch_metric": len(epoch) if epoch is not None else 0},
+               "epoch_metric": splits["epoch_note"], "skipped": splits["skipped"],
                "class_names": list(source.class_names)}
     atomic_write_json(run.dir.training_json, summary)
     return summary
