@@ -120,6 +120,11 @@ class Task:
     tune_direction: str = "maximize"  # or "minimize"
     tune_test_key: str | None = None
 
+    def check_tune(self, config, keys: list[str]) -> None:
+        """Raises ConfigError when `kts <task> tune` cannot search `keys` from `config`: a key that
+        changes the objective itself (trials would not be comparable), a setting that turns the
+        tuned metric off. Runs before the first trial; tasks override it."""
+
     def _stage(self, stage: str):
         import importlib
 

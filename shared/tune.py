@@ -72,6 +72,7 @@ def prepare(task, args) -> tuple[dict, list]:
     space = tune_space.check_against_config(
         tune_space.parse_space(args.space, args.param),
         lambda: task.make_config(args.preset, args.overrides, args.seed))
+    task.check_tune(base, [p.key for p in space])
     trials = args.trials
     if args.sampler == "grid":
         points = tune_space.grid_points(space)

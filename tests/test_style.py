@@ -302,11 +302,14 @@ def test_tune_refuses_gatys_and_the_keys_that_define_the_loss():
     from tasks.style import TASK
 
     assert (TASK.tune_metric, TASK.tune_direction) == ("val_loss", "minimize")
-    TASK.check_tune_keys(["train.learning_rate", "stylizer.filters"])
+    config = TASK.make_config("smoke", [])
+    TASK.check_tune(config, ["train.learning_rate", "stylizer.filters"])
     with pytest.raises(ConfigError, match="searches the fast stylizer.*transfer.iterations"):
-        TASK.check_tune_keys(["train.learning_rate", "transfer.iterations"])
+        TASK.check_tune(config, ["train.learning_rate", "transfer.iterations"])
     with pytest.raises(ConfigError, match="model.style_weight.*define the loss"):
-        TASK.check_tune_keys(["model.style_weight"])
+        TASK.check_tune(config, ["model.style_weight"])
+    with pytest.raises(ConfigError, match="data.val_photos=0"):
+        TASK.check_tune(TASK.make_config("smoke", ["data.val_photos=0"]), ["train.learning_rate"])
 
 
 def test_every_preset_is_valid_and_documented():

@@ -108,3 +108,15 @@ def test_a_task_without_a_tune_metric_says_so(tmp_path, capsys, monkeypatch):
             "--param", "train.learning_rate=loguniform(1e-4,1e-1)"]
     assert kts(argv) == 2
     assert "declares no validation metric" in capsys.readouterr().err
+
+
+def test_a_task_refuses_keys_that_change_its_objective_before_any_trial(tmp_path, capsys):
+    argv = ["style", "tune", "--preset", "smoke", "--trials", "2", "--workdir", str(tmp_path / "s"),
+            "--param", "model.style_weight=loguniform(1,100)"]
+    assert kts(argv) == 2
+    assert "define the loss" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # refused before the study folder is made
+    argv = ["seq2seq", "tune", "--preset", "smoke", "--trials", "2", "--workdir", str(tmp_path / "t"),
+            "--set", "eval.epoch_bleu_sentences=0", "--param", "train.learning_rate=loguniform(1e-4,1e-1)"]
+    assert kts(argv) == 2
+    assert "turns off" in capsys.readouterr().err

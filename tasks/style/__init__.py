@@ -34,13 +34,17 @@ class StyleTask(Task):
         "transfer": "tasks.style.predict:transfer",
     }
 
-    def check_tune_keys(self, keys: list[str]) -> None:
+    def check_tune(self, config, keys: list[str]) -> None:
         """Refuses what `kts style tune` cannot search: Gatys' settings (`transfer.*`: a per-image
         optimisation that trains nothing and has no validation loss; search trials skip it), and
         the keys that define the objective itself (`model.*`: features, layers and term weights;
         the style images and the validation set), whose val_loss values are not comparable
-        (style_weight=0 would "win")."""
+        (style_weight=0 would "win"); and a config without held-out photos (no val_loss)."""
         from shared.config import ConfigError
+
+        if config.data.val_photos == 0:
+            raise ConfigError("kts style tune minimises the stylizer's val_loss on held-out content photos; "
+                              "data.val_photos=0 holds none out. Set data.val_photos >= 1.")
 
         fixed = ("model.", "data.styles", "data.style_weights", "data.val_photos", "data.val_crops")
         gatys = [key for key in keys if key.startswith("transfer.")]
