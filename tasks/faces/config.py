@@ -96,6 +96,13 @@ class EvalConfig:
     hardest: int = 8  # false accepts and false rejects shown in the report
     batch_size: int = 128
 
+    def validate(self):
+        if self.epoch_every < 0 or self.epoch_pairs < 0:
+            raise ConfigError(f"eval.epoch_every and eval.epoch_pairs must be >= 0. Received: "
+                              f"{self.epoch_every}, {self.epoch_pairs}")
+        if self.keep_best and not self.epoch_every:
+            raise ConfigError("eval.keep_best needs the per-epoch val_auc: eval.epoch_every >= 1")
+
 
 @dataclasses.dataclass
 class FacesConfig:
@@ -106,13 +113,6 @@ class FacesConfig:
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(epochs=60, learning_rate=2e-3, weight_decay=1e-4, warmup_epochs=2))
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
-
-    def validate(self):
-        if self.epoch_every < 0 or self.epoch_pairs < 0:
-            raise ConfigError(f"eval.epoch_every and eval.epoch_pairs must be >= 0. Received: "
-                              f"{self.epoch_every}, {self.epoch_pairs}")
-        if self.keep_best and not self.epoch_every:
-            raise ConfigError("eval.keep_best needs the per-epoch val_auc: eval.epoch_every >= 1")
 
 
 def olivetti() -> FacesConfig:
