@@ -420,6 +420,10 @@ def test_every_preset_is_valid_documented_and_round_trips(tmp_path):
         config_lib.apply_overrides(FacesConfig(), ["data.source=folder"])
     with pytest.raises(ConfigError, match="model.loss"):
         config_lib.apply_overrides(FacesConfig(), ["model.loss=softmax"])
+    with pytest.raises(ConfigError, match="batch.rotation"):
+        config_lib.apply_overrides(FacesConfig(), ["batch.rotation=90"])
+    with pytest.raises(ConfigError, match="eval.keep_best"):
+        config_lib.apply_overrides(FacesConfig(), ["eval.keep_best=true", "eval.epoch_every=0"])
 
 
 @pytest.mark.slow

@@ -185,16 +185,22 @@ def training_model(embedding_model: keras.Model, loss: str, num_classes: int) ->
     return keras.Model(image, cosines, name="face_arcface")
 
 
-def embed(model: keras.Model, images, batch_size: int = 128, flip_average: bool = False):
-    """Unit embeddings (numpy float32 [N, D]) of float/uint8 images [N, S, S, 3] in 0..255."""
+def embed(model: keras.Model, images, batch_size: int = 128, flip_average: bool = False,
+          compiled: bool = False):
+    """Unit embeddings (numpy float32 [N, D]) of float/uint8 images [N, S, S, 3] in 0..255.
+    `compiled`: through `predict_on_batch` (traced once per batch shape, then ~3x faster than
+    eager calls on CPU: for embedding the same images again and again, e.g. every epoch)."""
     import numpy as np
+
+    def forward(batch):
+        return model.predict_on_batch(batch) if compiled else model(batch, training=False)
 
     outputs = []
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start:start + batch_size], np.float32)
-        vectors = ops.convert_to_numpy(model(batch, training=False)).astype(np.float32)
+        vectors = ops.convert_to_numpy(forward(batch)).astype(np.float32)
         if flip_average:
-            vectors = vectors + ops.convert_to_numpy(model(batch[:, :, ::-1], training=False))
+            vectors = vectors + ops.convert_to_numpy(forward(np.ascontiguousarray(batch[:, :, ::-1])))
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         outputs.append(vectors)
     if not outputs:

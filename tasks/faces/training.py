@@ -39,9 +39,10 @@ def make_batches(config: FacesConfig, splits: data_lib.Splits) -> IdentityBatche
 
 
 def validation_distances(model: keras.Model, config: FacesConfig, splits: data_lib.Splits,
-                         limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                         limit: int = 0, compiled: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(distances, same) of the validation pairs under the embedding `model`; `limit` > 0: a
-    seeded subset of that many pairs (the same every epoch), only their images embedded."""
+    seeded subset of that many pairs (the same every epoch), only their images embedded;
+    `compiled`: see `models.embed`."""
     pairs = splits.val_pairs
     keep = np.arange(len(pairs))
     if 0 < limit < len(pairs):
@@ -50,7 +51,7 @@ def validation_distances(model: keras.Model, config: FacesConfig, splits: data_l
     used = np.unique(np.concatenate([first, second]))
     embeddings = np.zeros((len(splits.faces), model.output.shape[-1]), np.float32)
     embeddings[used] = models.embed(model, splits.faces.images[used], config.eval.batch_size,
-                                    config.eval.flip_average)
+                                    config.eval.flip_average, compiled)
     return distances_of(embeddings, first, second), pairs.same[keep]
 
 
@@ -59,7 +60,7 @@ def epoch_metrics(embedding: keras.Model, config: FacesConfig, splits: data_lib.
     network (the model fit trains may carry the ArcFace head; `embedding` shares its weights)."""
 
     def compute(_model) -> dict:
-        distances, same = validation_distances(embedding, config, splits, config.eval.epoch_pairs)
+        distances, same = validation_distances(embedding, config, splits, config.eval.epoch_pairs, compiled=True)
         if not np.isfinite(distances).all():
             return {"val_auc": math.nan, "val_accuracy": math.nan}
         scores = pair_scores(distances, same)
