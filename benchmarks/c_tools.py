@@ -36,8 +36,11 @@ tool's CBOW default would be 0.05), -threads = --workers, text output. What stil
 
 GloVe (`--glove-tool DIR`): no registry package reachable here ships a buildable Stanford
 GloVe (`apt-cache search glove`: none; PyPI `glovpy` git-clones it at install time,
-`glove-py` is a C++ re-implementation, `crucyble` ships a modified copy of the C files with
-their `main()` replaced by library functions). With the source (github.com/stanfordnlp/GloVe,
+`glove-py` is a C++ re-implementation; `crucyble` 0.1.0.dev4 ships an old copy of the C files
+with their `main()` replaced by library functions and two bugs that spoil a run: its cooccur
+writes its log after closing it, into the co-occurrence output, and an empty overflow chunk
+writes a (0, 0, 0) record that its glove.c, older than Stanford's fix, does not skip: NaN
+vectors). With the source (stanfordnlp/GloVe on GitHub,
 `make` builds build/), pass `--glove-tool GloVe/build`: `run_glove` runs vocab_count,
 cooccur, shuffle and glove on the same corpus file with the preset's settings (window,
 x_max, alpha, eta, dim, epochs, threads = --workers) and reads vectors.txt.

@@ -24,7 +24,7 @@ differs): `--c-tool` builds Mikolov's word2vec.c (shipped in the PyPI sdist word
 into ~/.cache/kts/tools and trains it on the same corpus written one sentence per line, with
 the preset's settings and --workers threads. Stanford's GloVe is not obtainable from the package
 registries here (no Debian package; the PyPI packages clone it from GitHub at install time or
-re-implement it): build it from its source (github.com/stanfordnlp/GloVe, `make`) and pass
+re-implement it): build it from its source (stanfordnlp/GloVe on GitHub, `make`) and pass
 `--glove-tool GloVe/build` (with `--preset nltk-glove`) to run vocab_count, cooccur, shuffle
 and glove on the same corpus file.
 """
