@@ -50,6 +50,14 @@ class ModelConfig:
     init_vectors: str = ""  # word2vec text/binary or GloVe file: its rows start our vocabulary's input vectors
     init_format: Literal["auto", "word2vec", "word2vec-binary", "glove"] = "auto"
     freeze_vectors: bool = False  # with init_vectors: the input vectors stay as loaded (outputs train)
+    # fastText subword vectors (skipgram / cbow): a word = mean of its row and its hashed character
+    # n-grams of minn..maxn characters (tasks/embeddings/subword.py); words outside the vocabulary
+    # get the mean of their n-grams. buckets: n-gram rows (fastText's default is 2,000,000, 800 MB
+    # at dim 100; 200,000 here keeps the table at 80 MB on a CPU)
+    subword: bool = False
+    minn: int = 3
+    maxn: int = 6
+    buckets: int = 200000
     # GloVe (algorithm=glove; window is the co-occurrence window, epochs = train.epochs)
     x_max: float = 100.0
     glove_alpha: float = 0.75  # f(x) = min(1, (x / x_max)^glove_alpha)
@@ -70,6 +78,14 @@ class ModelConfig:
             raise ConfigError("model.freeze_vectors=true needs model.init_vectors=FILE (the vectors to freeze)")
         if self.init_vectors and self.algorithm == "glove":
             raise ConfigError("model.init_vectors is for skipgram and cbow; GloVe starts from random vectors")
+        if self.subword and self.algorithm == "glove":
+            raise ConfigError("model.subword=true is for skipgram and cbow (fastText); GloVe has no subwords")
+        if self.subword and self.freeze_vectors:
+            raise ConfigError("model.subword=true cannot freeze the vectors (the n-gram rows train with them)")
+        if self.subword and not 1 <= self.minn <= self.maxn:
+            raise ConfigError(f"Expected 1 <= model.minn <= model.maxn. Received: {self.minn}, {self.maxn}")
+        if self.subword and self.buckets < 1:
+            raise ConfigError(f"model.buckets must be >= 1. Received: {self.buckets}")
         if not 0 < self.min_alpha <= self.alpha:
             raise ConfigError(f"Expected 0 < model.min_alpha <= model.alpha. Received: {self.min_alpha}, "
                               f"{self.alpha}")
@@ -141,6 +157,17 @@ def nltk_glove() -> EmbeddingsConfig:
     return cfg
 
 
+def nltk_subword() -> EmbeddingsConfig:
+    """fastText-style skip-gram (subword n-grams of 3-6 characters in 200,000 buckets) on the
+    whole NLTK kit at the reference settings; words outside the vocabulary get vectors.
+    Command: kts embeddings run --preset nltk-subword
+    Expect: not measured on the whole kit yet; on the demo corpus (benchmarks/embeddings_subword.py,
+    docs/benchmarks.md) against gensim's FastText with the same settings."""
+    cfg = EmbeddingsConfig()
+    cfg.model.subword = True
+    return cfg
+
+
 def demo() -> EmbeddingsConfig:
     """`make demo`: skip-gram on abc + state_union + inaugural (about 1.2M words), 1 epoch.
     Command: kts embeddings run --preset demo
@@ -174,4 +201,4 @@ def smoke() -> EmbeddingsConfig:
 
 
 PRESETS = {"smoke": smoke, "demo": demo, "nltk-sg": nltk_sg, "nltk-cbow": nltk_cbow,
-           "nltk-glove": nltk_glove}
+           "nltk-glove": nltk_glove, "nltk-subword": nltk_subword}

@@ -15,6 +15,7 @@ from tasks.embeddings.config import EmbeddingsConfig
 from tasks.embeddings.glove import GloveBatches, cooccurrence
 from tasks.embeddings.models import GloVe, Word2Vec
 from tasks.embeddings.sampling import Word2VecBatches
+from tasks.embeddings.subword import SubwordBatches, SubwordVectors, SubwordWord2Vec, vocabulary_rows
 
 
 def make_batches(config: EmbeddingsConfig, corpus):
@@ -25,16 +26,27 @@ def make_batches(config: EmbeddingsConfig, corpus):
         return GloveBatches(rows, columns, values, corpus.vocab_size, batch_size=model.glove_batch_size,
                             x_max=model.x_max, alpha=model.glove_alpha, learning_rate=model.glove_learning_rate,
                             seed=config.seed)
-    return Word2VecBatches(corpus.tokens, corpus.offsets, corpus.counts, sg=model.algorithm == "skipgram",
-                           window=model.window, negative=model.negative, sample=model.sample, alpha=model.alpha,
-                           min_alpha=model.min_alpha, epochs=config.train.epochs,
-                           words_per_batch=model.words_per_batch, seed=config.seed,
-                           sizes_per_octave=model.sizes_per_octave, hierarchical=model.objective == "hierarchical")
+    settings = dict(sg=model.algorithm == "skipgram", window=model.window, negative=model.negative,
+                    sample=model.sample, alpha=model.alpha, min_alpha=model.min_alpha, epochs=config.train.epochs,
+                    words_per_batch=model.words_per_batch, seed=config.seed,
+                    sizes_per_octave=model.sizes_per_octave, hierarchical=model.objective == "hierarchical")
+    if model.subword:  # the same examples, the input words spelled out in their n-gram rows
+        rows, offsets = vocabulary_rows(corpus.words, model.minn, model.maxn, model.buckets)
+        return SubwordBatches(corpus.tokens, corpus.offsets, corpus.counts, rows=rows, offsets=offsets,
+                              buckets=model.buckets, **settings)
+    return Word2VecBatches(corpus.tokens, corpus.offsets, corpus.counts, **settings)
 
 
-def build(config: EmbeddingsConfig, vocab_size: int) -> keras.Model:
+def build(config: EmbeddingsConfig, vocab_size: int, words: list[str] | None = None) -> keras.Model:
+    """The model; `words` (the vocabulary) is needed for subword models (their n-gram rows)."""
     if config.model.algorithm == "glove":
         model = GloVe(vocab_size, config.model.dim, seed=config.seed, name="glove")
+    elif config.model.subword:
+        m = config.model
+        entries = len(vocabulary_rows(words, m.minn, m.maxn, m.buckets)[0])
+        model = SubwordWord2Vec(vocab_size, m.dim, minn=m.minn, maxn=m.maxn, buckets=m.buckets, entries=entries,
+                                seed=config.seed, name="subword_word2vec")
+        model.set_vocabulary(words)
     else:
         model = Word2Vec(vocab_size, config.model.dim, seed=config.seed, freeze_inputs=config.model.freeze_vectors,
                          name="word2vec")
@@ -127,7 +139,7 @@ def train(run: Run) -> dict:
     corpus, info = data_lib.read_corpus(config, run.data_root)
     data_lib.save_vocab(run.dir, corpus.words, corpus.counts)
     batches = make_batches(config, corpus)
-    model = build(config, corpus.vocab_size)
+    model = build(config, corpus.vocab_size, corpus.words)
     initial = load_initial_vectors(model, config, corpus.words) if config.model.init_vectors else None
     make_batch, steps = padded_stream(batches, steps_per_execution(config))
     print(f"embeddings: {info['training_words']:,} training words in {info['sentences']:,} sentences, vocabulary "
@@ -163,4 +175,6 @@ def load_vectors(run: Run):
 
     model = keras.models.load_model(run.dir.require_model())
     words, _ = data_lib.load_vocab(run.dir)
+    if isinstance(model, SubwordWord2Vec):  # subword: words outside the vocabulary get n-gram vectors
+        return SubwordVectors.from_model(model, words)
     return WordVectors(words, model.vectors())
