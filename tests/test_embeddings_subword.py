@@ -87,10 +87,33 @@ def test_a_step_scores_composed_words_and_gives_each_row_the_hidden_gradient():
     expected = negative_sampling(composed[plain["in_rows"]], outputs[plain["out_rows"]], plain)
     assert float(loss_sum) == pytest.approx(float(expected[2]), rel=1e-5)
     assert float(examples) == float(expected[3])
-    # a row used by one example only moves by lr x that example's hidden gradient, whatever its word's size
+    # each row of a word moves by lr x the word's summed hidden gradient (not a share of it): the
+    # word's own row as word2vec's input row would, whatever its number of n-grams
     ids, new = (ops.convert_to_numpy(x) for x in updates["input_vectors"])
-    delta = (table[ids] - new)[: len(np.unique(ids)) - 1]
-    assert np.isfinite(delta).all() and np.abs(delta).max() > 0
+    d_word = ops.convert_to_numpy(expected[0])
+    lr = float(batch["lr"][0])
+    for slot, word in enumerate(plain["in_rows"]):
+        if word < 20:
+            at = int(np.flatnonzero(ids == word)[0])
+            np.testing.assert_allclose(table[word] - new[at], lr * d_word[slot], atol=1e-6)
+    assert np.abs(d_word).max() > 0
+
+
+def test_hot_row_uses_scales_down_the_rows_a_batch_uses_most():
+    rng = np.random.default_rng(0)
+    words = [f"w{i}x" for i in range(20)]
+    tokens = rng.integers(0, 20, 400).astype(np.int32)
+    rows, offsets = subword.vocabulary_rows(words, 3, 4, 50)
+    settings = dict(sg=True, window=2, negative=3, sample=0, alpha=0.025, min_alpha=1e-4, epochs=1,
+                    words_per_batch=64, seed=0, rows=rows, offsets=offsets, buckets=50)
+    args = (tokens, np.asarray([0, 400]), np.bincount(tokens, minlength=20) + 1)
+    assert np.all(subword.SubwordBatches(*args, **settings)(0)["row_scale"] == 1)  # off by default
+    batch = subword.SubwordBatches(*args, hot_row_uses=4, **settings)(0)
+    scale = batch["row_scale"]
+    uses = np.bincount(batch["in_index"][batch["in_weight"] > 0], minlength=len(batch["word_count"]))
+    row_uses = np.bincount(batch["sub_index"], weights=uses[batch["sub_word"]], minlength=len(scale))
+    np.testing.assert_allclose(scale, 1 / np.maximum(1, row_uses / 4), rtol=1e-6)
+    assert scale.min() < 1
 
 
 def test_subword_settings_are_checked():
@@ -101,6 +124,8 @@ def test_subword_settings_are_checked():
     assert PRESETS["nltk-subword"]().model.subword
     with pytest.raises(ConfigError, match="model.subword=true is for skipgram and cbow"):
         config_lib.apply_overrides(PRESETS["smoke"](), ["model.subword=true", "model.algorithm=glove"])
+    with pytest.raises(ConfigError, match="model.hot_row_uses must be >= 0"):
+        config_lib.apply_overrides(PRESETS["smoke"](), ["model.subword=true", "model.hot_row_uses=-1"])
     with pytest.raises(ConfigError, match="1 <= model.minn <= model.maxn"):
         config_lib.apply_overrides(PRESETS["smoke"](), ["model.subword=true", "model.minn=5", "model.maxn=3"])
 

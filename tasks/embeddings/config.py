@@ -58,6 +58,7 @@ class ModelConfig:
     minn: int = 3
     maxn: int = 6
     buckets: int = 200000
+    hot_row_uses: int = 0  # subword: > 0 scales a row's summed update in a batch down to this many uses
     # GloVe (algorithm=glove; window is the co-occurrence window, epochs = train.epochs)
     x_max: float = 100.0
     glove_alpha: float = 0.75  # f(x) = min(1, (x / x_max)^glove_alpha)
@@ -84,6 +85,8 @@ class ModelConfig:
             raise ConfigError("model.subword=true cannot freeze the vectors (the n-gram rows train with them)")
         if self.subword and not 1 <= self.minn <= self.maxn:
             raise ConfigError(f"Expected 1 <= model.minn <= model.maxn. Received: {self.minn}, {self.maxn}")
+        if self.hot_row_uses < 0:
+            raise ConfigError(f"model.hot_row_uses must be >= 0 (0 = off). Received: {self.hot_row_uses}")
         if self.subword and self.buckets < 1:
             raise ConfigError(f"model.buckets must be >= 1. Received: {self.buckets}")
         if not 0 < self.min_alpha <= self.alpha:

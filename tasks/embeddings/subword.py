@@ -30,12 +30,6 @@ from tasks.embeddings.sampling import Word2VecBatches, _compact, bucket
 from tasks.embeddings.vectors import WordVectors
 
 FNV_OFFSET, FNV_PRIME = 2166136261, 16777619
-# A batch sums the updates of a row: fine for word rows, but an n-gram such as "ing>" is an
-# input of hundreds of a batch's examples, and the sum of their updates, all computed from the
-# row's old value, overshoots (the vectors collapse into one direction: mean cosine 0.999 on
-# the smoke corpus). fastText applies them one by one; here a row used more than this many
-# times in a batch gets its summed update scaled to this many uses.
-HOT_ROW_USES = 32
 HASH = ("fastText: '<' + word + '>', n-grams of minn..maxn UTF-8 characters, 32-bit FNV-1a over "
         "their UTF-8 bytes (each byte sign-extended), modulo buckets")
 
@@ -120,8 +114,15 @@ class SubwordBatches(Word2VecBatches):
     its number of rows; `in_index` / `in_weight` point examples at word slots (weights = the
     word's row count, 0 for padding)."""
 
-    def __init__(self, *args, rows: np.ndarray, offsets: np.ndarray, buckets: int, **kwargs):
+    def __init__(self, *args, rows: np.ndarray, offsets: np.ndarray, buckets: int, hot_row_uses: int = 0,
+                 **kwargs):
         super().__init__(*args, **kwargs)
+        # A batch sums the updates of a row, all computed from its old value; an n-gram such as
+        # "ing>" is an input of hundreds of a batch's examples (fastText applies them one by
+        # one). hot_row_uses > 0: a row used more often in a batch has its summed update scaled
+        # to that many uses (measured on the demo corpus, docs/benchmarks.md: off is better on
+        # analogies, hence the default 0 = plain sums)
+        self.hot_row_uses = int(hot_row_uses)
         self.rows, self.offsets = np.asarray(rows, np.int32), np.asarray(offsets, np.int64)
         self.counts = np.append(np.diff(self.offsets), 0)  # rows per word; the padding word none
         self.table_pad = self.pad + int(buckets)  # the input table's padding row
@@ -143,11 +144,11 @@ class SubwordBatches(Word2VecBatches):
         batch["sub_index"] = np.concatenate([sub_index, np.full(entries - len(sub_index), pad_slot, np.int32)])
         batch["sub_word"] = np.concatenate([sub_word, np.full(entries - len(sub_word), len(words) - 1, np.int32)])
         batch["word_count"] = count.astype(np.float32)
-        # a row's uses in the batch: the example inputs of every word holding it. The summed
-        # update of a row used more than HOT_ROW_USES times is scaled down to that many uses
-        uses = np.bincount(batch["in_index"][batch["in_weight"] > 0], minlength=len(words))
-        row_uses = np.bincount(sub_index, weights=uses[sub_word], minlength=size)
-        batch["row_scale"] = (1.0 / np.maximum(1.0, row_uses / HOT_ROW_USES)).astype(np.float32)
+        batch["row_scale"] = np.ones(size, np.float32)
+        if self.hot_row_uses:  # a row's uses: the example inputs of every word holding it
+            uses = np.bincount(batch["in_index"][batch["in_weight"] > 0], minlength=len(words))
+            row_uses = np.bincount(sub_index, weights=uses[sub_word], minlength=size)
+            batch["row_scale"] = (1.0 / np.maximum(1.0, row_uses / self.hot_row_uses)).astype(np.float32)
         batch["in_weight"] = batch["in_weight"] * count[batch["in_index"]].astype(np.float32)
         return batch
 

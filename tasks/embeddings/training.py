@@ -33,7 +33,7 @@ def make_batches(config: EmbeddingsConfig, corpus):
     if model.subword:  # the same examples, the input words spelled out in their n-gram rows
         rows, offsets = vocabulary_rows(corpus.words, model.minn, model.maxn, model.buckets)
         return SubwordBatches(corpus.tokens, corpus.offsets, corpus.counts, rows=rows, offsets=offsets,
-                              buckets=model.buckets, **settings)
+                              buckets=model.buckets, hot_row_uses=model.hot_row_uses, **settings)
     return Word2VecBatches(corpus.tokens, corpus.offsets, corpus.counts, **settings)
 
 
