@@ -182,6 +182,17 @@ class EpochMetrics(keras.callbacks.Callback):
             logs[name] = values.get(name, math.nan)
 
 
+class EarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' EarlyStopping, except that an epoch whose monitored value is NaN (an
+    `EpochMetrics` value not computed that epoch) is not counted as one without improvement."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and not math.isfinite(float(value)):
+            return
+        super().on_epoch_end(epoch, logs)
+
+
 class BestWeights(keras.callbacks.Callback):
     """Keeps the weights of the best epoch (by `monitor`) in an atomically written file;
     never non-finite weights (a NaN epoch can still end with a finite validation metric)."""

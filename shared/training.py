@@ -25,6 +25,7 @@ from shared.callbacks import (
     AtomicBackupAndRestore,
     AverageLastEpochs,
     BestWeights,
+    EarlyStopping,
     EpochMetrics,
     EpochSeconds,
     NaNGuard,
@@ -182,7 +183,7 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
     if tensorflow_available() and importlib.util.find_spec("tensorboard") is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(Path(logs_dir) / "tensorboard")))
     if config.early_stopping_patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(
+        callbacks.append(EarlyStopping(
             monitor=monitor, mode=monitor_mode, patience=config.early_stopping_patience))
     average = None
     if config.average_last_epochs > 1:

@@ -132,3 +132,14 @@ def test_epoch_metrics_reach_the_history_best_weights_and_a_trial_reporter(tmp_p
     assert (tmp_path / "checkpoints" / "best.weights.h5").exists()
     with pytest.raises(ValueError, match="every must be >= 1"):
         EpochMetrics(score, every=0)
+
+
+def test_early_stopping_skips_epochs_whose_metric_was_not_computed():
+    from shared.callbacks import EarlyStopping
+
+    stopper = EarlyStopping(monitor="val_score", mode="max", patience=2)
+    stopper.set_model(type("M", (), {"stop_training": False})())
+    stopper.on_train_begin()
+    for epoch, value in enumerate([0.5, math.nan, math.nan, math.nan, 0.4]):
+        stopper.on_epoch_end(epoch, {"val_score": value})
+    assert stopper.wait == 1 and not stopper.model.stop_training  # only the 0.4 epoch counted
