@@ -131,6 +131,12 @@ def trim_history(csv_path: str | Path, epochs: int) -> None:
         atomic_write_text(path, text.getvalue())
 
 
+def _best_so_far(csv_path: Path, monitor: str, mode: str) -> float | None:
+    """The best finite `monitor` value of the epochs a resumed run already has."""
+    values = [v for v in read_history(csv_path).get(monitor, []) if math.isfinite(v)]
+    return (min if mode == "min" else max)(values) if values else None
+
+
 def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validation_data,
         config: TrainConfig, steps_per_epoch: int, checkpoints_dir: Path, logs_dir: Path,
         resume: bool = False, verbose: int = 1, monitor: str = "val_loss",
@@ -178,7 +184,8 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
         callbacks.append(EpochMetrics(epoch_metrics, epoch_metrics_every, nan_guard))
     callbacks += [
         keras.callbacks.CSVLogger(str(Path(logs_dir) / "history.csv"), append=bool(state)),
-        BestWeights(Path(checkpoints_dir) / "best.weights.h5", monitor, monitor_mode, nan_guard),
+        BestWeights(Path(checkpoints_dir) / "best.weights.h5", monitor, monitor_mode, nan_guard,
+                    best=_best_so_far(Path(logs_dir) / "history.csv", monitor, monitor_mode) if state else None),
     ]
     if tensorflow_available() and importlib.util.find_spec("tensorboard") is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(Path(logs_dir) / "tensorboard")))

@@ -143,3 +143,32 @@ def test_early_stopping_skips_epochs_whose_metric_was_not_computed():
     for epoch, value in enumerate([0.5, math.nan, math.nan, math.nan, 0.4]):
         stopper.on_epoch_end(epoch, {"val_score": value})
     assert stopper.wait == 1 and not stopper.model.stop_training  # only the 0.4 epoch counted
+
+
+def test_a_resumed_fit_keeps_the_best_value_of_its_earlier_epochs(tmp_path):
+    import keras
+
+    from shared import training
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(1).normal(size=(8, 2)).astype(np.float32)
+
+    def batches():
+        while True:
+            yield x, x.sum(axis=1, keepdims=True)
+
+    scores = iter([0.9, 0.2, 0.5])  # epochs 1, 2 (killed after 2), 3 (resumed): 0.9 stays the best
+
+    def run(epochs, resume):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        training.fit(model, make_train_data=lambda start: batches(), validation_data=None,
+                     config=TrainConfig(epochs=3), epochs=epochs, steps_per_epoch=2,
+                     checkpoints_dir=tmp_path / "checkpoints", logs_dir=tmp_path / "logs", resume=resume, verbose=0,
+                     monitor="val_score", monitor_mode="max", epoch_metrics=lambda m: {"val_score": next(scores)})
+
+    best = tmp_path / "checkpoints" / "best.weights.h5"
+    run(2, resume=False)
+    written = best.stat().st_mtime_ns
+    run(3, resume=True)
+    assert best.stat().st_mtime_ns == written  # 0.5 after the resume is not better than 0.9
