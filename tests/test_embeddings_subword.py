@@ -154,6 +154,10 @@ def test_subword_run_trains_and_answers_words_outside_the_vocabulary(subword_run
     out = capsys.readouterr().out
     assert "governmentalities (not in the vocabulary: its vector is the mean of its character n-grams):" in out
     assert json.loads((tmp_path / "similar.json").read_text())["_oov_from_ngrams"] == ["governmentalities"]
+    results = json.loads((subword_run / "evaluation/results.json").read_text())
+    for name in ("wordsim353", "simlex999"):  # every pair scored: the vocabulary's and the n-grams'
+        similarity = results["similarity"][name]
+        assert results["similarity_with_ngrams"][name]["pairs"] == similarity["pairs"] + similarity["oov_pairs"]
     info = json.loads((subword_run / "export/export.json").read_text())
     assert info["subword"]["buckets"] == 5000 and info["words"] == len(exported)
 

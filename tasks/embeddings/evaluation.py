@@ -44,6 +44,12 @@ def evaluate(run: Run) -> dict:
                "similarity": similarity, "neighbours": neighbours,
                "neighbours_not_in_vocabulary": missing, "vocab_size": len(vectors),
                "pca": {"words": vectors.words[:len(points)], "points": np.round(points, 4).tolist()}}
+    if hasattr(vectors, "oov_vector"):  # subword: the pairs out of the vocabulary scored from their n-grams
+        from tasks.embeddings.subword import similarity_with_oov
+
+        results["similarity_with_ngrams"] = {
+            name: similarity_with_oov(vectors.vector, eval_file(EVAL_FILES[name], run.data_root))
+            for name in ("wordsim353", "simlex999")}
     if config.eval.sentiment:
         results["sentiment"] = _sentiment(vectors, run)
     run.dir.evaluation.mkdir(parents=True, exist_ok=True)

@@ -57,8 +57,9 @@ def report(run: Run) -> Path:
     training = json.loads(run.dir.training_json.read_text())
     config = run.config
     corpus = training["corpus"]
-    rep = Report("embeddings", f"Word embeddings: {config.model.algorithm}, dim {config.model.dim}, "
-                               f"{corpus['source']}")
+    m = config.model
+    subword = f" + character {m.minn}-{m.maxn}-grams in {m.buckets:,} buckets" if m.subword else ""
+    rep = Report("embeddings", f"Word embeddings: {m.algorithm}{subword}, dim {m.dim}, {corpus['source']}")
     analogy, similarity = results["analogy"], results["similarity"]
     headline = {"analogy": _value(analogy["accuracy"], True),
                 "WordSim353": _value(similarity["wordsim353"]["spearman"]),
