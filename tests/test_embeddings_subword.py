@@ -57,7 +57,8 @@ def test_vectors_are_means_of_rows_and_oov_words_the_mean_of_their_ngrams():
 
 
 @pytest.mark.backend
-def test_a_step_scores_composed_words_and_gives_each_row_the_hidden_gradient():
+@pytest.mark.parametrize("sg", [True, False], ids=["skipgram", "cbow"])
+def test_a_step_scores_composed_words_and_gives_each_row_the_hidden_gradient(sg):
     from keras import ops
 
     from tasks.embeddings.models import negative_sampling
@@ -67,7 +68,7 @@ def test_a_step_scores_composed_words_and_gives_each_row_the_hidden_gradient():
     tokens = rng.integers(0, 20, 400).astype(np.int32)
     counts = np.bincount(tokens, minlength=20) + 1
     rows, offsets = subword.vocabulary_rows(words, 3, 4, 50)
-    settings = dict(sg=True, window=2, negative=3, sample=0, alpha=0.025, min_alpha=1e-4, epochs=1,
+    settings = dict(sg=sg, window=2, negative=3, sample=0, alpha=0.025, min_alpha=1e-4, epochs=1,
                     words_per_batch=64, seed=0)
     batches = subword.SubwordBatches(tokens, np.asarray([0, 400]), counts, rows=rows, offsets=offsets, buckets=50,
                                      **settings)
@@ -84,18 +85,21 @@ def test_a_step_scores_composed_words_and_gives_each_row_the_hidden_gradient():
     for w in range(20):
         composed[w] = table[rows[offsets[w]:offsets[w + 1]]].mean(0)
     outputs = ops.convert_to_numpy(values["output_vectors"])
-    expected = negative_sampling(composed[plain["in_rows"]], outputs[plain["out_rows"]], plain)
+    # fastText's hidden vector: the mean over every row of every input word (a word weighs its row count)
+    sizes = np.append(np.diff(offsets), 0)[plain["in_rows"]]
+    weighted = {**plain, "in_weight": plain["in_weight"] * sizes[plain["in_index"]]}
+    expected = negative_sampling(composed[plain["in_rows"]], outputs[plain["out_rows"]], weighted)
     assert float(loss_sum) == pytest.approx(float(expected[2]), rel=1e-5)
     assert float(examples) == float(expected[3])
-    # each row of a word moves by lr x the word's summed hidden gradient (not a share of it): the
-    # word's own row as word2vec's input row would, whatever its number of n-grams
+    # each row of a word moves by lr x the summed gradient of the hidden vectors it is in (not a
+    # share of it; negative_sampling's word gradient is that times the word's weight, its row count)
     ids, new = (ops.convert_to_numpy(x) for x in updates["input_vectors"])
     d_word = ops.convert_to_numpy(expected[0])
     lr = float(batch["lr"][0])
     for slot, word in enumerate(plain["in_rows"]):
         if word < 20:
             at = int(np.flatnonzero(ids == word)[0])
-            np.testing.assert_allclose(table[word] - new[at], lr * d_word[slot], atol=1e-6)
+            np.testing.assert_allclose(table[word] - new[at], lr * d_word[slot] / sizes[slot], atol=1e-6)
     assert np.abs(d_word).max() > 0
 
 
