@@ -10,7 +10,7 @@ from PIL import Image
 
 from shared.cli import main
 from shared.config import ConfigError, apply_overrides
-from shared.testing import run_cli
+from shared.testing import run_cli, train_killed_then_resumed
 from shared.training import read_history
 from tasks.style import images as image_lib
 from tasks.style.config import VGG19_CONV_LAYERS, ModelConfig, TransferConfig, smoke
@@ -268,6 +268,34 @@ def test_stylize_in_tiles_and_transfer_commands(smoke_run, data_root, tmp_path, 
                  "--workdir", str(tmp_path / "t"), "--out", str(tmp_path / "result.png")]) == 0
     assert np.asarray(Image.open(tmp_path / "result.png")).shape == (25, 48, 3)  # 760x400 at 48 px
     assert "random features" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # two smoke trainings: ~35 s of CPU per backend
+@pytest.mark.backend
+def test_stylizer_training_resumes_exactly_after_a_kill(tmp_path, monkeypatch, data_root, capsys):
+    """Killed when its second epoch begins, `--resume` ends with the weights, history and
+    validation loss of an uninterrupted run (the crops of step k depend only on (seed, k)),
+    and keeps the Gatys result the killed run had finished."""
+    import keras
+
+    from tasks.style.stylizer import CropLike  # noqa: F401 - registers the custom layer
+
+    args = ("--preset", "smoke", "--set", "train.epochs=2", "--set", "transfer.iterations=2")
+    train_killed_then_resumed("style", tmp_path, args, monkeypatch, data_root=data_root)
+    out = capsys.readouterr().out
+    assert out.count("style: Gatys result") == 2 and "--resume: the Gatys result" in out  # not recomputed
+    np.testing.assert_array_equal(*(np.asarray(Image.open(tmp_path / name / "gatys/result.png"))
+                                    for name in ("straight", "killed")))
+    probe = np.random.default_rng(0).uniform(0, 255, (2, 37, 29, 3)).astype(np.float32)
+    straight, resumed = (keras.saving.load_model(str(tmp_path / name / "model.keras"), compile=False)
+                         for name in ("straight", "killed"))
+    np.testing.assert_allclose(np.asarray(resumed.predict_on_batch(probe)),
+                               np.asarray(straight.predict_on_batch(probe)), atol=1e-3)
+    assert json.loads((tmp_path / "killed/training.json").read_text())["resumed_from_step"] == 2
+    histories = [read_history(tmp_path / name / "logs/history.csv") for name in ("straight", "killed")]
+    assert len(histories[1]["loss"]) == 2
+    for key in ("loss", "val_loss", "val_style"):
+        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-4)
 
 
 def test_stylize_without_a_stylizer_and_unreadable_inputs_are_clear_errors(tmp_path, capsys):

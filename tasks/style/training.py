@@ -65,7 +65,14 @@ def train(run: Run) -> dict:
     if searching and config.transfer.iterations > 0:
         print("style: a search trial: no Gatys result (a per-image optimisation, outside val_loss); "
               "the search tunes the fast stylizer")
-    gatys = run_gatys(run, perceptual, styles) if config.transfer.iterations > 0 and not searching else None
+    gatys = None
+    if config.transfer.iterations > 0 and not searching:
+        done = gatys_dir(run) / "result.json"  # written last (atomically): the result is complete
+        if run.resume and done.exists():
+            gatys = json.loads(done.read_text())
+            print(f"style: --resume: the Gatys result {gatys_dir(run) / 'result.png'} is kept (not recomputed)")
+        else:
+            gatys = run_gatys(run, perceptual, styles)
 
     sc = config.stylizer
     photos, skipped = data_lib.content_photos(config.data, run.data_root, 2 * sc.crop_size, run.quiet)
@@ -100,7 +107,7 @@ def train(run: Run) -> dict:
             "parameters": network.count_params(), "content_photos": len(photos), "validation_photos": held_out,
             "validation_crops": len(validation[0]) if validation else 0,
             "skipped": [{"path": p, "reason": r} for p, r in skipped], "gatys": gatys is not None,
-            "seconds": round(time.perf_counter() - started, 3)}
+            "resumed_from_step": result["resumed_from_step"], "seconds": round(time.perf_counter() - started, 3)}
     atomic_write_json(run.dir.training_json, info)
     print(f"style: stylizer {run.dir.model_keras}")
     return info
