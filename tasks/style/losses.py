@@ -179,12 +179,13 @@ class PerceptualLoss:
         found = self.features(np.asarray(content_image, np.float32)[None])
         return ops.convert_to_numpy(found[self.content_layer])
 
-    def terms(self, images, content_features, style_grams, variables=None) -> dict:
+    def terms(self, images, content_features, style_grams, variables=None, found=None) -> dict:
         """Weighted loss terms {content, style, tv} (scalars) of `images` (B, H, W, 3) against
-        `content_features` (B or 1, h, w, C) and `style_grams` (per style layer, (1, C, C))."""
+        `content_features` (B or 1, h, w, C) and `style_grams` (per style layer, (1, C, C));
+        `found`: the images' features when the caller has them already."""
         from keras import ops
 
-        found = self.features(images, variables)
+        found = self.features(images, variables) if found is None else found
         generated = found[self.content_layer]
         content = ops.mean(ops.square(generated - content_features)) / (ops.mean(ops.square(content_features)) + 1e-8)
         style = 0.0

@@ -77,8 +77,13 @@ class StylizerTrainer(keras.Model):
         return self.network(inputs, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        content_features = ops.stop_gradient(self.perceptual.features(x)[self.perceptual.content_layer])
-        terms = self.perceptual.terms(y_pred, content_features, self.style_grams)
+        # one pass of the extractor over photos and results together (one traced VGG, larger
+        # convolutions); the photos' half gives the content targets
+        batch = ops.shape(x)[0]
+        found = self.perceptual.features(ops.concatenate([ops.cast(x, y_pred.dtype), y_pred], axis=0))
+        content_features = ops.stop_gradient(found[self.perceptual.content_layer][:batch])
+        found = {name: value[batch:] for name, value in found.items()}
+        terms = self.perceptual.terms(y_pred, content_features, self.style_grams, found=found)
         for name, tracker in self.term_trackers.items():
             tracker.update_state(terms[name])
         return terms["content"] + terms["style"] + terms["tv"]
