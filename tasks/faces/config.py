@@ -117,17 +117,17 @@ class FacesConfig:
 
 def olivetti() -> FacesConfig:
     """Olivetti: train on 30 people, verify on all pairs of the 10 unseen people (450 same +
-    450 different pairs, 10 folds); ArcFace (s=30, m=0.3), ResNet-20 on 32x32, 64-d embeddings,
+    450 different pairs, 10 folds); ArcFace (s=30, m=0.3), ResNet-20 on 32x32, 128-d embeddings,
     8 x 4 batches, rotation +-10 degrees, 60 epochs; val_auc every 5th epoch.
     Command: kts faces run --preset olivetti
     Expect: issue 17's target is 10-fold accuracy >= 97%, AUC >= 0.99, rank-1 >= 95% in < 15 min
-    on 2 CPU cores; NOT met. Measured (2026-12-03, seed 0, TF, 2 CPU cores shared with other
-    jobs): 90.3% +- 4.3, AUC 0.969, rank-1 78.9% (twice, equal), 152-319 s of training (without rotation,
-    128-d: 87.0% +- 2.7, AUC 0.955, rank-1 77.8%; one seed, docs/results.md); eigenfaces on the
-    same pairs 82.9% +- 3.2, AUC 0.898."""
+    on 2 CPU cores; NOT met. Measured (2026-12-03, TF, 2 CPU cores shared with other jobs):
+    seed 0 89.4% +- 2.6, AUC 0.952, rank-1 83.3%, 463 s of training at load ~8 (no rotation:
+    87.0% +- 2.7, AUC 0.955, rank-1 77.8%); seed 1 (other people) 91.4% +- 2.3, AUC 0.976, rank-1
+    83.3%, 130 s at load ~3 (no rotation: 90.6%, AUC 0.949); eigenfaces on the same pairs 82.9%
+    (seed 0) / 76.8% (seed 1). docs/results.md has the variants."""
     cfg = FacesConfig()
     cfg.data.image_size = 32
-    cfg.model.embedding_dim = 64
     cfg.eval.epoch_every = 5
     return cfg
 
