@@ -198,12 +198,14 @@ class BestWeights(keras.callbacks.Callback):
     never non-finite weights (a NaN epoch can still end with a finite validation metric)."""
 
     def __init__(self, path: str | Path, monitor: str = "val_loss", mode: str = "min",
-                 guard: NaNGuard | None = None, best: float | None = None):
-        """`best`: the best value of the epochs before a resume (their weights are in `path`)."""
+                 guard: NaNGuard | None = None, best: tuple[float, int] | None = None):
+        """`best`: (value, epoch) of the best epoch before a resume (its weights are in `path`)."""
         super().__init__()
         self.path, self.monitor, self.mode, self.guard = Path(path), monitor, mode, guard
-        self.best = best if best is not None else (math.inf if mode == "min" else -math.inf)
-        self.best_epoch = None
+        self.best = math.inf if mode == "min" else -math.inf
+        self.best_epoch = None  # 1-based
+        if best is not None and self.path.exists():
+            self.best, self.best_epoch = best
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)

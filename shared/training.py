@@ -131,10 +131,13 @@ def trim_history(csv_path: str | Path, epochs: int) -> None:
         atomic_write_text(path, text.getvalue())
 
 
-def _best_so_far(csv_path: Path, monitor: str, mode: str) -> float | None:
-    """The best finite `monitor` value of the epochs a resumed run already has."""
-    values = [v for v in read_history(csv_path).get(monitor, []) if math.isfinite(v)]
-    return (min if mode == "min" else max)(values) if values else None
+def _best_so_far(csv_path: Path, monitor: str, mode: str) -> tuple[float, int] | None:
+    """(value, 1-based epoch) of the first best finite `monitor` value among the epochs a
+    resumed run already has."""
+    values = [(v, epoch) for epoch, v in enumerate(read_history(csv_path).get(monitor, []), 1) if math.isfinite(v)]
+    if not values:
+        return None
+    return (min if mode == "min" else max)(values, key=lambda pair: pair[0])
 
 
 def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validation_data,
@@ -175,6 +178,8 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
 
     backup = AtomicBackupAndRestore(backup_dir, steps_per_epoch, restore)
     nan_guard = NaNGuard(backup)
+    best = BestWeights(Path(checkpoints_dir) / "best.weights.h5", monitor, monitor_mode, nan_guard,
+                       best=_best_so_far(Path(logs_dir) / "history.csv", monitor, monitor_mode) if state else None)
     callbacks = [
         nan_guard,  # first: at an epoch's end it decides before anything saves that epoch
         backup,
@@ -184,8 +189,7 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
         callbacks.append(EpochMetrics(epoch_metrics, epoch_metrics_every, nan_guard))
     callbacks += [
         keras.callbacks.CSVLogger(str(Path(logs_dir) / "history.csv"), append=bool(state)),
-        BestWeights(Path(checkpoints_dir) / "best.weights.h5", monitor, monitor_mode, nan_guard,
-                    best=_best_so_far(Path(logs_dir) / "history.csv", monitor, monitor_mode) if state else None),
+        best,
     ]
     if tensorflow_available() and importlib.util.find_spec("tensorboard") is not None:
         callbacks.append(keras.callbacks.TensorBoard(str(Path(logs_dir) / "tensorboard")))
@@ -219,4 +223,8 @@ def fit(model: keras.Model, *, make_train_data: Callable[[int], object], validat
         "epochs_seconds": epochs_seconds(history),
         "resumed_from_step": start_step,
         "averaged_epochs": average.averaged if average else [],
+        # the best epoch by `monitor` (resumed epochs included) and its weights' file; None
+        # when no epoch had a finite value
+        "best": ({"monitor": monitor, "value": best.best, "epoch": best.best_epoch, "weights": best.path}
+                 if best.best_epoch is not None else None),
     }

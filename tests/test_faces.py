@@ -187,20 +187,6 @@ def test_threshold_kfold_roc_and_identification_on_hand_made_distances():
         V.pair_scores(distances[:4], same[:4])
 
 
-def test_kept_best_epoch_counts_the_epochs_before_a_resume(tmp_path):
-    from tasks.faces.training import ResumableBestWeights
-
-    history = tmp_path / "history.csv"
-    history.write_text("epoch,loss,val_auc\n0,3.0,0.80\n1,2.0,nan\n2,1.5,0.91\n3,1.2,0.88\n")
-    weights = tmp_path / "best.weights.h5"
-    keep = ResumableBestWeights(weights, "val_auc", "max", history)
-    keep.on_train_begin()
-    assert keep.best == -np.inf and keep.best_epoch is None  # no weights file: nothing to keep yet
-    weights.write_bytes(b"kept")
-    keep.on_train_begin()
-    assert keep.best == 0.91 and keep.best_epoch == 3  # resumed: a later epoch must beat 0.91
-
-
 def test_eigenfaces_separate_two_kinds_of_image():
     rng = np.random.default_rng(0)
     left, right = np.zeros((8, 8, 3)), np.zeros((8, 8, 3))
@@ -438,3 +424,14 @@ def test_resume_after_a_kill_is_exact(tmp_path, monkeypatch, data_root):
     resumed = models.embed(models.load_embedding_model(tmp_path / "killed/model.keras"), x)
     np.testing.assert_allclose(straight, resumed, atol=1e-5)
     assert json.loads((tmp_path / "killed/training.json").read_text())["resumed_from_step"] > 0
+
+
+def test_keep_best_saves_the_epoch_with_the_best_val_auc(tmp_path, data_root):
+    from shared.training import read_history
+
+    workdir = tmp_path / "run"
+    assert run_cli("faces", "train", workdir, "--preset", "smoke", "--set", "eval.keep_best=true",
+                   "--set", "data.val_identities=3", data_root=data_root) == 0
+    values = read_history(workdir / "logs" / "history.csv")["val_auc"]
+    kept = json.loads((workdir / "training.json").read_text())["kept_epoch"]
+    assert kept == 1 + max(range(len(values)), key=lambda i: (values[i], -i))  # the first best epoch

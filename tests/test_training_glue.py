@@ -162,13 +162,15 @@ def test_a_resumed_fit_keeps_the_best_value_of_its_earlier_epochs(tmp_path):
     def run(epochs, resume):
         model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
         model.compile(optimizer="sgd", loss="mse")
-        training.fit(model, make_train_data=lambda start: batches(), validation_data=None,
-                     config=TrainConfig(epochs=3), epochs=epochs, steps_per_epoch=2,
-                     checkpoints_dir=tmp_path / "checkpoints", logs_dir=tmp_path / "logs", resume=resume, verbose=0,
-                     monitor="val_score", monitor_mode="max", epoch_metrics=lambda m: {"val_score": next(scores)})
+        return training.fit(model, make_train_data=lambda start: batches(), validation_data=None,
+                            config=TrainConfig(epochs=3), epochs=epochs, steps_per_epoch=2,
+                            checkpoints_dir=tmp_path / "checkpoints", logs_dir=tmp_path / "logs", resume=resume,
+                            verbose=0, monitor="val_score", monitor_mode="max",
+                            epoch_metrics=lambda m: {"val_score": next(scores)})
 
     best = tmp_path / "checkpoints" / "best.weights.h5"
     run(2, resume=False)
     written = best.stat().st_mtime_ns
-    run(3, resume=True)
+    result = run(3, resume=True)
     assert best.stat().st_mtime_ns == written  # 0.5 after the resume is not better than 0.9
+    assert result["best"] == {"monitor": "val_score", "value": 0.9, "epoch": 1, "weights": best}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -20,7 +19,6 @@ import numpy as np
 from pipelines import builder
 from pipelines.identity_batches import Augment, IdentityBatches
 from shared import training
-from shared.callbacks import BestWeights
 from shared.export import save_keras
 from shared.io import atomic_write_json
 from shared.task import Run
@@ -67,22 +65,6 @@ def epoch_metrics(embedding: keras.Model, config: FacesConfig, splits: data_lib.
         return {"val_auc": scores["auc"], "val_accuracy": scores["accuracy"]}
 
     return compute
-
-
-class ResumableBestWeights(BestWeights):
-    """BestWeights that, when a run resumes, starts from the best value already in the
-    history (so the epochs before the kill still count and resume stays exact)."""
-
-    def __init__(self, path, monitor: str, mode: str, history_csv: Path):
-        super().__init__(path, monitor, mode)
-        self.history_csv = Path(history_csv)
-
-    def on_train_begin(self, logs=None):
-        if not self.path.exists():
-            return
-        for epoch, value in enumerate(training.read_history(self.history_csv).get(self.monitor, [])):
-            if math.isfinite(value) and (value > self.best if self.mode == "max" else value < self.best):
-                self.best, self.best_epoch = value, epoch + 1
 
 
 def choose_threshold(model: keras.Model, config: FacesConfig, splits: data_lib.Splits) -> dict:
@@ -132,20 +114,17 @@ def train(run: Run) -> dict:
         return builder.step_dataset(batches, start_step=start, prefetch=config.train.prefetch)
 
     measured = config.eval.epoch_every > 0
-    keep = (ResumableBestWeights(run.dir.checkpoints / "best_val_auc.weights.h5", "val_auc", "max",
-                                 run.dir.logs / "history.csv") if config.eval.keep_best else None)
     result = training.fit(model, make_train_data=stream, validation_data=None, config=config.train,
                           steps_per_epoch=steps, checkpoints_dir=run.dir.checkpoints, logs_dir=run.dir.logs,
                           resume=run.resume, verbose=run.verbose,
                           monitor="val_auc" if measured else "loss", monitor_mode="max" if measured else "min",
                           epoch_metrics=epoch_metrics(embedding, config, splits) if measured else None,
-                          epoch_metrics_every=max(1, config.eval.epoch_every),
-                          extra_callbacks=[keep] if keep else None)
+                          epoch_metrics_every=max(1, config.eval.epoch_every))
     best_epoch = None
-    if keep is not None and keep.best_epoch is not None:
-        model.load_weights(str(keep.path))
-        best_epoch = keep.best_epoch
-        print(f"faces: keeping epoch {best_epoch} (val_auc {keep.best:.4f})")
+    if config.eval.keep_best and result["best"] is not None:  # by val_auc (resumed epochs included)
+        model.load_weights(str(result["best"]["weights"]))
+        best_epoch = result["best"]["epoch"]
+        print(f"faces: keeping epoch {best_epoch} (val_auc {result['best']['value']:.4f})")
     save_keras(embedding, run.dir.model_keras)
     threshold = choose_threshold(embedding, config, splits)
     atomic_write_json(run.dir.root / "threshold.json", threshold)
