@@ -14,7 +14,7 @@
 # with 16 workers), faces 50; about 540 s with the install. `transformer` (the
 # multi30k-transformer preset, train + evaluate, 330 s) runs only when named.
 # H200_STEPS="classification seq2seq" runs those steps only. H200_QUICK=1 runs every step at
-# toy sizes, with every limit times H200_LIMIT_SCALE (default 5 then): the rehearsal of this
+# toy sizes without torch.compile, with every limit times H200_LIMIT_SCALE (default 5 then): the rehearsal of this
 # script on a CPU machine (PYTHON=.venv/bin/python).
 set -u
 OUT=${OUT:-$PWD/out-h200}
@@ -46,15 +46,19 @@ quick() {  # quick ARGS...: the arguments only in a rehearsal
   if [ "$QUICK" = 1 ]; then echo "$@"; fi
 }
 
+full() {  # full ARGS...: the arguments only in a real run (torch.compile takes minutes on a CPU)
+  if [ "$QUICK" != 1 ]; then echo "$@"; fi
+}
+
 { date -u; nvidia-smi 2>&1 | head -15; $PY -c "import jax, keras; print(jax.devices(), keras.__version__)"; } \
   > "$OUT/env.txt" 2>&1
 for s in $STEPS; do
   case $s in
     classification)
-      step classification 110 $PY benchmarks/classification.py --torch-compile \
+      step classification 110 $PY benchmarks/classification.py $(full --torch-compile) \
         $(quick --images 64 --batch-size 32 --epochs 2) --json "$OUT/classification.json" ;;
     seq2seq)
-      step seq2seq 140 $PY benchmarks/seq2seq.py --torch-compile \
+      step seq2seq 140 $PY benchmarks/seq2seq.py $(full --torch-compile) \
         $(quick --size small --sentences 64 --batch-size 32 --epochs 2 --decode-sentences 4) \
         --json "$OUT/seq2seq.json" ;;
     detection)
