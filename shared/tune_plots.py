@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from shared.plots import figure_png, plt
 
@@ -20,6 +21,7 @@ def _finish(fig, ax, xlabel: str, metric: str, title: str) -> bytes:
     if unique:
         ax.legend(unique.values(), unique.keys(), fontsize=8)
     ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials and epochs are whole numbers
     ax.set_ylabel(metric)
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -113,6 +115,7 @@ def wall_time(rows: list[dict]) -> bytes:
     seconds = [r["seconds"] if r["seconds"] is not None and math.isfinite(r["seconds"]) else 0.0 for r in rows]
     ax.bar(numbers, seconds, color=[COLOURS.get(r["state"], "#9d9d9d") for r in rows])
     ax.set_xlabel("trial (colour: state)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("seconds")
     ax.set_title("wall time per trial")
     ax.grid(axis="y", alpha=0.3)
