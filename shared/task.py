@@ -120,10 +120,26 @@ class Task:
     tune_direction: str = "maximize"  # or "minimize"
     tune_test_key: str | None = None
 
+    # the config keys that turn `tune_metric` off, and the value that does (e.g.
+    # {"eval.epoch_images": 0}); `check_tune` refuses such a config, and searching those keys
+    tune_metric_switches: dict[str, object] = {}
+
     def check_tune(self, config, keys: list[str]) -> None:
         """Raises ConfigError when `kts <task> tune` cannot search `keys` from `config`: a key that
         changes the objective itself (trials would not be comparable), a setting that turns the
-        tuned metric off. Runs before the first trial; tasks override it."""
+        tuned metric off. Runs before the first trial; tasks extend it."""
+        for key, off in self.tune_metric_switches.items():
+            value = config
+            for part in key.split("."):
+                value = getattr(value, part)
+            if value == off:
+                raise config_lib.ConfigError(
+                    f"kts {self.name} tune {'maximises' if self.tune_direction == 'maximize' else 'minimises'} "
+                    f"{self.tune_metric}, which {key}={off} turns off; "
+                    f"set {key} (see kts {self.name} --show-config).")
+            if key in keys:
+                raise config_lib.ConfigError(f"{key} sets how {self.tune_metric} is measured, so trials would not "
+                                             "be comparable; fix it with --set.")
 
     def _stage(self, stage: str):
         import importlib

@@ -119,4 +119,8 @@ def test_a_task_refuses_keys_that_change_its_objective_before_any_trial(tmp_path
     argv = ["seq2seq", "tune", "--preset", "smoke", "--trials", "2", "--workdir", str(tmp_path / "t"),
             "--set", "eval.epoch_bleu_sentences=0", "--param", "train.learning_rate=loguniform(1e-4,1e-1)"]
     assert kts(argv) == 2
-    assert "turns off" in capsys.readouterr().err
+    assert "tune maximises val_bleu, which eval.epoch_bleu_sentences=0 turns off" in capsys.readouterr().err
+    argv = ["detection", "tune", "--preset", "smoke", "--trials", "2", "--workdir", str(tmp_path / "d"),
+            "--param", "eval.epoch_images=int(4,8)"]
+    assert kts(argv) == 2
+    assert "eval.epoch_images sets how val_map50 is measured" in capsys.readouterr().err

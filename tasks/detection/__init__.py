@@ -17,6 +17,7 @@ class DetectionTask(Task):
     presets = PRESETS
     # tune: COCO mAP@0.5 on validation images at epoch ends (eval.epoch_images, data.holdout)
     tune_metric, tune_direction, tune_test_key = "val_map50", "maximize", "map50"
+    tune_metric_switches = {"eval.epoch_images": 0}
     stages = {
         "train": "tasks.detection.training:train",
         "evaluate": "tasks.detection.evaluation:evaluate",

@@ -25,6 +25,7 @@ class EmbeddingsTask(Task):
     # epoch, from the model's vectors); the test half, scored once for the best trial, is
     # `test_analogy` in evaluation/results.json (the full-set accuracy includes both halves)
     tune_metric, tune_direction, tune_test_key = "val_analogy", "maximize", "test_analogy"
+    tune_metric_switches = {"eval.val_analogy_every": 0}
     stages = {
         "train": "tasks.embeddings.training:train",
         "evaluate": "tasks.embeddings.evaluation:evaluate",

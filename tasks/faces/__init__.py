@@ -28,6 +28,7 @@ class FacesTask(Task):
         ("--gallery", {"type": Path, "help": "enroll/identify: the gallery file (written atomically)"}),
         ("--threshold", {"type": float, "help": "verify/identify: distance threshold instead of the run's"}),
     )
+    tune_metric_switches = {"eval.epoch_every": 0}
     stages = {
         "train": "tasks.faces.training:train",
         "evaluate": "tasks.faces.evaluation:evaluate",

@@ -21,16 +21,7 @@ class Seq2SeqTask(Task):
     # tune: greedy sacreBLEU on the validation pairs after each epoch (eval.epoch_bleu_sentences);
     # the best trial's test score is the report's `bleu`, decoded with beam eval.beam_size
     tune_metric, tune_direction, tune_test_key = "val_bleu", "maximize", "bleu"
-    def check_tune(self, config, keys: list[str]) -> None:
-        from shared.config import ConfigError
-
-        if config.eval.epoch_bleu_sentences == 0:
-            raise ConfigError("kts seq2seq tune maximises val_bleu, which eval.epoch_bleu_sentences=0 turns off; "
-                              "set it to the number of validation sentences to score each epoch (e.g. 500).")
-        if "eval.epoch_bleu_sentences" in keys:
-            raise ConfigError("eval.epoch_bleu_sentences sets which sentences val_bleu scores, so trials would "
-                              "not be comparable; fix it with --set.")
-
+    tune_metric_switches = {"eval.epoch_bleu_sentences": 0}
     stages = {
         "train": "tasks.seq2seq.training:train",
         "evaluate": "tasks.seq2seq.evaluation:evaluate",
