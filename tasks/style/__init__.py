@@ -25,6 +25,7 @@ class StyleTask(Task):
     # photo (the kit has 3: 2 train, 1 validation); evaluation stylizes all of them as an
     # illustration, not a test score. Gatys' optimisation trains nothing and is not searched.
     tune_metric, tune_direction, tune_test_key = "val_loss", "minimize", None
+    tune_metric_switches = {"data.val_photos": 0}
     stages = {
         "train": "tasks.style.training:train",
         "evaluate": "tasks.style.evaluation:evaluate",
@@ -42,9 +43,7 @@ class StyleTask(Task):
         (style_weight=0 would "win"); and a config without held-out photos (no val_loss)."""
         from shared.config import ConfigError
 
-        if config.data.val_photos == 0:
-            raise ConfigError("kts style tune minimises the stylizer's val_loss on held-out content photos; "
-                              "data.val_photos=0 holds none out. Set data.val_photos >= 1.")
+        super().check_tune(config, keys)  # data.val_photos=0: no held-out photo, no val_loss
 
         fixed = ("model.", "data.styles", "data.style_weights", "data.val_photos", "data.val_crops")
         gatys = [key for key in keys if key.startswith("transfer.")]
