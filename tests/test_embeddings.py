@@ -323,6 +323,7 @@ def test_cooccurrence_counts_match_a_plain_loop_and_merge_in_chunks():
 
 @pytest.mark.backend
 def test_glove_step_follows_adagrad_on_the_weighted_squared_error():
+    """One entry: the update GloVe's C code makes (step on the old squared sum, then add)."""
     from keras import ops
 
     from tasks.embeddings.models import GloVe
@@ -337,9 +338,13 @@ def test_glove_step_follows_adagrad_on_the_weighted_squared_error():
     w, c = before["word_vectors"][1], before["context_vectors"][2]
     difference = w @ c + before["word_bias"][1, 0] + before["context_bias"][2, 0] - np.log(3.0)
     assert float(loss_sum) == pytest.approx(0.5 * 0.5 * difference**2, rel=1e-4) and float(count) == 1
-    gradient = 0.5 * difference * c
+    # GloVe's C code (glove.c): temp = eta * f(x) * diff * c; w -= temp / sqrt(G); G += temp^2; G starts at 1
+    update = 0.05 * 0.5 * difference * c
     new_w = ops.convert_to_numpy(rows["word_vectors"][1])[0]
-    np.testing.assert_allclose(new_w, w - 0.05 * gradient / np.sqrt(1 + gradient**2), rtol=1e-5)
+    np.testing.assert_allclose(new_w, w - update / np.sqrt(1.0), rtol=1e-5)
+    np.testing.assert_allclose(ops.convert_to_numpy(rows["word_vectors_g2"][1])[0], 1.0 + update**2, rtol=1e-6)
+    bias = ops.convert_to_numpy(rows["context_bias"][1])[0, 0]
+    assert bias == pytest.approx(before["context_bias"][2, 0] - 0.05 * 0.5 * difference, rel=1e-5)
     np.testing.assert_allclose(ops.convert_to_numpy(rows["word_vectors"][1])[1], before["word_vectors"][4])
 
 

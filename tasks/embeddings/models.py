@@ -181,8 +181,9 @@ class GloVe(SparseRowModel):
     """GloVe: word vectors W, context vectors W~ and biases b, b~ ([vocab + 1, ...]; row
     `vocab_size` is padding), fitted to log co-occurrence counts by weighted least squares,
     loss = 1/2 sum f(x) (w_i . w~_j + b_i + b~_j - log x)^2 with f(x) = min(1, (x/x_max)^alpha),
-    with AdaGrad (squared-gradient sums start at 1, as in GloVe's C code). Word vectors are
-    W + W~. Initialised as the C code: uniform in +-0.5/dim."""
+    with GloVe's C code's AdaGrad: each entry's update is eta g / sqrt(G) with G the sum of the
+    earlier updates' squares (eta g)^2, starting at 1. Word vectors are W + W~. Initialised as the
+    C code: uniform in +-0.5/dim."""
 
     table_names = ("word_vectors", "context_vectors", "word_bias", "context_bias",
                    "word_vectors_g2", "context_vectors_g2", "word_bias_g2", "context_bias_g2")
@@ -213,23 +214,28 @@ class GloVe(SparseRowModel):
         difference = ops.sum(w * c, axis=1) + bw + bc - batch["log_x"]
         weighted = batch["weight"] * difference  # d loss / d (w . c + b + b~)
         loss_sum = 0.5 * ops.sum(weighted * difference)
-
-        def aggregate(gradient, index, like):
-            return ops.segment_sum(gradient, index, num_segments=ops.shape(like)[0])
-
-        gradients = {
-            "word_vectors": aggregate(weighted[:, None] * c, batch["row_index"], row_ids),
-            "context_vectors": aggregate(weighted[:, None] * w, batch["column_index"], column_ids),
-            "word_bias": aggregate(weighted[:, None], batch["row_index"], row_ids),
-            "context_bias": aggregate(weighted[:, None], batch["column_index"], column_ids),
-        }
         lr = ops.cast(batch["lr"][0], w.dtype)
+        scaled = lr * weighted  # GloVe's C code: `fdiff *= eta` before the updates
+
+        def aggregate(update, index, like):
+            """(sum of the entries' updates, sum of their squares) per compacted row."""
+            count = ops.shape(like)[0]
+            return (ops.segment_sum(update, index, num_segments=count),
+                    ops.segment_sum(ops.square(update), index, num_segments=count))
+
+        updates = {
+            "word_vectors": aggregate(scaled[:, None] * c, batch["row_index"], row_ids),
+            "context_vectors": aggregate(scaled[:, None] * w, batch["column_index"], column_ids),
+            "word_bias": aggregate(scaled[:, None], batch["row_index"], row_ids),
+            "context_bias": aggregate(scaled[:, None], batch["column_index"], column_ids),
+        }
         rows = {}
-        for name, gradient in gradients.items():
+        for name, (step, squares) in updates.items():
+            # as the C code, entry by entry: w -= eta g / sqrt(G), then G += (eta g)^2 (G starts
+            # at 1); the entries of one batch that share a row all see the batch's starting G
             ids = row_ids if name.startswith("word") else column_ids
-            squares = gathered[f"{name}_g2"] + ops.square(gradient)
-            rows[name] = (ids, gathered[name] - lr * gradient / ops.sqrt(squares))
-            rows[f"{name}_g2"] = (ids, squares)
+            rows[name] = (ids, gathered[name] - step / ops.sqrt(gathered[f"{name}_g2"]))
+            rows[f"{name}_g2"] = (ids, gathered[f"{name}_g2"] + squares)
         return rows, loss_sum, ops.cast(ops.shape(difference)[0], w.dtype)
 
     def get_config(self):
