@@ -181,9 +181,9 @@ class GloVe(SparseRowModel):
     """GloVe: word vectors W, context vectors W~ and biases b, b~ ([vocab + 1, ...]; row
     `vocab_size` is padding), fitted to log co-occurrence counts by weighted least squares,
     loss = 1/2 sum f(x) (w_i . w~_j + b_i + b~_j - log x)^2 with f(x) = min(1, (x/x_max)^alpha),
-    with GloVe's C code's AdaGrad: each entry's update is eta g / sqrt(G) with G the sum of the
-    earlier updates' squares (eta g)^2, starting at 1. Word vectors are W + W~. Initialised as the
-    C code: uniform in +-0.5/dim."""
+    with GloVe's C code's AdaGrad: an update is eta g / sqrt(G) with G the sum of the earlier
+    updates' squares (eta g)^2, starting at 1 (one update per row and batch). Word vectors are
+    W + W~. Initialised as the C code: uniform in +-0.5/dim."""
 
     table_names = ("word_vectors", "context_vectors", "word_bias", "context_bias",
                    "word_vectors_g2", "context_vectors_g2", "word_bias_g2", "context_bias_g2")
@@ -215,24 +215,23 @@ class GloVe(SparseRowModel):
         weighted = batch["weight"] * difference  # d loss / d (w . c + b + b~)
         loss_sum = 0.5 * ops.sum(weighted * difference)
         lr = ops.cast(batch["lr"][0], w.dtype)
-        scaled = lr * weighted  # GloVe's C code: `fdiff *= eta` before the updates
 
         def aggregate(update, index, like):
-            """(sum of the entries' updates, sum of their squares) per compacted row."""
-            count = ops.shape(like)[0]
-            return (ops.segment_sum(update, index, num_segments=count),
-                    ops.segment_sum(ops.square(update), index, num_segments=count))
+            return ops.segment_sum(update, index, num_segments=ops.shape(like)[0])
 
         updates = {
-            "word_vectors": aggregate(scaled[:, None] * c, batch["row_index"], row_ids),
-            "context_vectors": aggregate(scaled[:, None] * w, batch["column_index"], column_ids),
-            "word_bias": aggregate(scaled[:, None], batch["row_index"], row_ids),
-            "context_bias": aggregate(scaled[:, None], batch["column_index"], column_ids),
+            "word_vectors": aggregate(weighted[:, None] * c, batch["row_index"], row_ids),
+            "context_vectors": aggregate(weighted[:, None] * w, batch["column_index"], column_ids),
+            "word_bias": aggregate(weighted[:, None], batch["row_index"], row_ids),
+            "context_bias": aggregate(weighted[:, None], batch["column_index"], column_ids),
         }
+        updates = {name: (lr * g, ops.square(lr * g)) for name, g in updates.items()}
         rows = {}
         for name, (step, squares) in updates.items():
-            # as the C code, entry by entry: w -= eta g / sqrt(G), then G += (eta g)^2 (G starts
-            # at 1); the entries of one batch that share a row all see the batch's starting G
+            # as the C code: w -= eta g / sqrt(G), then G += (eta g)^2, G starting at 1; a row's
+            # entries in one batch make one update (their summed g), where the C code makes one
+            # per entry. eta is applied after the segment sum: before it, the step ran ~1.4x slower
+            # on TF/XLA CPU.
             ids = row_ids if name.startswith("word") else column_ids
             rows[name] = (ids, gathered[name] - step / ops.sqrt(gathered[f"{name}_g2"]))
             rows[f"{name}_g2"] = (ids, gathered[f"{name}_g2"] + squares)
