@@ -35,6 +35,7 @@ test-slow: $(STAMP)
 
 # Every task's benchmark (ours and its peer in the same script), each writing --json into
 # $(BENCH_OUT), then the table at the top of docs/benchmarks.md regenerated from them.
+# GLOVE_TOOL=GloVe/build adds Stanford's GloVe (built from its source) beside ours on nltk-glove.
 # bench-quick: the same scripts at toy sizes (minutes on 2 CPU cores; the figures say little).
 # predict_latency (cold start) reads the runs `make demo` writes: `make bench-latency`.
 BENCH_OUT ?= reports/bench
@@ -44,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/detection.py --json $(BENCH_OUT)/detection.json
 	$(BIN)/python benchmarks/seq2seq.py --json $(BENCH_OUT)/seq2seq.json
 	$(BIN)/python benchmarks/embeddings.py --preset nltk-sg --json $(BENCH_OUT)/embeddings.json
+	$(BIN)/python benchmarks/embeddings.py --preset nltk-glove --no-peer $(if $(GLOVE_TOOL),--glove-tool $(GLOVE_TOOL)) --json $(BENCH_OUT)/embeddings_glove.json
 	$(BIN)/python benchmarks/style.py --json $(BENCH_OUT)/style.json
 	$(BIN)/python benchmarks/faces.py --json $(BENCH_OUT)/faces.json
 	$(BIN)/python benchmarks/collect.py $(BENCH_OUT)/*.json --doc docs/benchmarks.md

@@ -59,6 +59,15 @@ GOALS = (
          -0.02, "any", {"preset": "nltk-sg"}),
     Goal(18, "SimLex-999 Spearman against gensim", "embeddings", "ratios.simlex999 (ours - gensim)", ">=", -0.02,
          "any", {"preset": "nltk-sg"}),
+    # GloVe: at least the C tool's quality in no more than 2x its time (`make bench GLOVE_TOOL=GloVe/build`)
+    Goal(18, "GloVe speed over the C tool (same CPU; >= 0.5: <= 2x its time)", "embeddings_glove",
+         "ratios.speed (ours / GloVe C)", ">=", 0.5, "cpu", {"preset": "nltk-glove"}),
+    Goal(18, "GloVe analogy points against the C tool", "embeddings_glove", "ratios.analogy points (ours - GloVe C)",
+         ">=", 0.0, "any", {"preset": "nltk-glove"}),
+    Goal(18, "GloVe WordSim353 against the C tool", "embeddings_glove", "ratios.wordsim353 (ours - GloVe C)",
+         ">=", 0.0, "any", {"preset": "nltk-glove"}),
+    Goal(18, "GloVe SimLex-999 against the C tool", "embeddings_glove", "ratios.simlex999 (ours - GloVe C)",
+         ">=", 0.0, "any", {"preset": "nltk-glove"}),
 )
 
 
