@@ -11,6 +11,7 @@ from PIL import Image
 from pipelines.datasets import identities as ids
 from pipelines.identity_batches import Augment, IdentityBatches
 from shared.cli import main
+from shared.config import ConfigError
 from shared.testing import run_cli
 from tasks.faces import verification as V
 
@@ -275,6 +276,31 @@ def test_a_triplet_loss_trains_the_embedding_model_and_it_reloads_equal(tmp_path
     np.testing.assert_allclose(models.embed(reloaded, x), models.embed(embedding, x), atol=1e-5)
 
 
+@pytest.mark.backend
+def test_grid_embedding_shares_the_trained_layers_and_keeps_where_features_fire():
+    from tasks.faces import models
+    from tasks.faces.config import FacesConfig
+
+    model = models.build_embedding_model("resnet20", 16, 8, width_multiplier=0.25, grid=2)
+    grid = models.grid_embedding_model(model)
+    assert tuple(grid.output.shape) == (None, 2 * 2 * 16)  # resnet20 x0.25 ends in 16 channels at 4x4
+    assert {id(w) for w in grid.weights} <= {id(w) for w in model.weights}  # no weights of its own
+    x = np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)).astype(np.float32)
+    vectors = models.embed(grid, x, flip_average=True)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # a mirrored face lights the same features in mirrored cells: the grid tells them apart
+    plain, mirrored = models.embed(grid, x), models.embed(grid, np.ascontiguousarray(x[:, :, ::-1]))
+    assert not np.allclose(plain, mirrored, atol=1e-3)
+    with pytest.raises(ValueError, match="model.grid=3 does not divide resnet20's 4x4 feature map"):
+        models.build_embedding_model("resnet20", 16, 8, width_multiplier=0.25, grid=3)
+    with pytest.raises(ValueError, match="needs model.grid > 0"):
+        models.grid_embedding_model(models.build_embedding_model("resnet20", 16, 8, width_multiplier=0.25))
+    cfg = FacesConfig()
+    cfg.model.embedding = "grid"
+    with pytest.raises(ConfigError, match="model.embedding=grid needs model.grid >= 1"):
+        cfg.model.validate()
+
+
 # The task end to end -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, data_root):
@@ -300,7 +326,8 @@ def test_run_writes_every_artifact_and_the_baseline(smoke_run):
     import keras
 
     saved = keras.models.load_model(smoke_run / "model.keras", compile=False)
-    assert tuple(saved.output.shape) == (None, 32) and not any("arcface" in layer.name for layer in saved.layers)
+    assert tuple(saved.output.shape) == (None, 4 * 4 * 32)  # the grid embedding: 4 x 4 cells x 32 channels
+    assert not any("arcface" in layer.name or layer.name == "projection" for layer in saved.layers)
     assert len(ours["kfold_accuracy"]["per_fold"]) == 10 and 0.5 < pca["auc"] <= 1
     assert ours["tar_at_far"]["0.001"]["tar"] is None  # 270 negatives cannot resolve 1e-3
     assert ours["identification"]["gallery"] == 6 and ours["identification"]["probes"] == 54
@@ -324,12 +351,12 @@ def test_saved_model_takes_any_size_grey_or_rgb_and_carries_the_threshold(smoke_
     grey = np.random.default_rng(0).integers(0, 255, (2, 50, 40, 1)).astype(np.uint8)
     served = loaded.signatures["serving_default"](images=grey)["embeddings"].numpy()
     rgb = loaded.signatures["serving_default"](images=np.repeat(grey, 3, -1))["embeddings"].numpy()
-    assert served.shape == (2, 32)
+    assert served.shape == (2, 512)
     np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(served, rgb, atol=1e-6)
     assert float(loaded.signatures["metadata"]()["threshold"]) == pytest.approx(threshold)
     empty = loaded.signatures["serving_default"](images=np.zeros((0, 9, 9, 3), np.uint8))["embeddings"]
-    assert tuple(empty.shape) == (0, 32)
+    assert tuple(empty.shape) == (0, 512)
     assert json.loads((smoke_run / "export/faces.json").read_text())["check_max_abs_difference"] < 1e-3
 
 

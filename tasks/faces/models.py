@@ -1,7 +1,9 @@
 """The embedding network and the metric-learning losses, in keras.layers / keras.ops only.
 
 `build_embedding_model`: float32 RGB images in 0..255 -> unit embeddings: rescale to [0, 1],
-a ResNet from `shared.nets.resnet`, global average pooling, Dense -> BatchNorm -> L2 norm.
+a ResNet from `shared.nets.resnet`, global average pooling (or a grid of average-pooled cells,
+`grid`), Dense -> BatchNorm -> L2 norm. `grid_embedding_model`: the grid features themselves,
+unit-normalised, as the embedding (`model.embedding=grid`).
 
 Losses take (labels int [B], embeddings float [B, D]) and return one value per anchor, so
 `compile(loss=...)` and `fit()` train them without a custom step:
@@ -40,17 +42,44 @@ def _backbone(name: str, input_shape, width_multiplier: float) -> keras.Model:
 
 
 def build_embedding_model(backbone: str, image_size: int, embedding_dim: int = 128,
-                          width_multiplier: float = 1.0, dropout_rate: float = 0.0) -> keras.Model:
+                          width_multiplier: float = 1.0, dropout_rate: float = 0.0, grid: int = 0) -> keras.Model:
+    """`grid` 0: the backbone's last map is averaged to one vector (global average pooling).
+    `grid` N > 0: averaged to an N x N grid of cells instead, batch-normalised and flattened
+    (layer `grid_features`, N * N * channels values: where on the aligned face a feature
+    fires is kept). Either way -> dropout -> Dense(embedding_dim) -> BatchNorm -> L2 norm."""
     image = keras.Input((image_size, image_size, 3), dtype="float32", name="image")
     features = layers.Rescaling(1 / 255.0, dtype="float32", name="preprocessing")(image)
     features = _backbone(backbone, (image_size, image_size, 3), width_multiplier)(features)
-    features = layers.GlobalAveragePooling2D(name="pooling")(features)
+    if grid > 0:
+        side = int(features.shape[1])
+        if side % grid:
+            raise ValueError(f"model.grid={grid} does not divide {backbone}'s {side}x{side} feature map at "
+                             f"data.image_size={image_size}; use a divisor of {side}.")
+        if side > grid:
+            features = layers.AveragePooling2D(side // grid, name="grid_pooling")(features)
+        features = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="grid_bn")(features)
+        features = layers.Flatten(name="grid_features")(features)
+    else:
+        features = layers.GlobalAveragePooling2D(name="pooling")(features)
     if dropout_rate > 0:
         features = layers.Dropout(dropout_rate, name="dropout")(features)
     features = layers.Dense(embedding_dim, use_bias=False, name="projection")(features)
     features = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="projection_bn")(features)
     embedding = layers.UnitNormalization(axis=-1, dtype="float32", name="embedding")(features)
     return keras.Model(image, embedding, name="face_embedding")
+
+
+def grid_embedding_model(model: keras.Model) -> keras.Model:
+    """The unit-normalised `grid_features` of a `grid` > 0 embedding model (sharing its layers):
+    the embedding `model.embedding=grid` saves, scores and exports. The projection above them
+    is what the loss trains; on few training people the grid features carry more of what tells
+    unseen people apart (docs/results.md, faces)."""
+    try:
+        features = model.get_layer("grid_features").output
+    except ValueError:
+        raise ValueError("model.embedding=grid needs model.grid > 0 (the model has no grid features).") from None
+    embedding = layers.UnitNormalization(axis=-1, dtype="float32", name="grid_embedding")(features)
+    return keras.Model(model.input, embedding, name="face_grid_embedding")
 
 
 def squared_distances(embeddings):

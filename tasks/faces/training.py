@@ -97,17 +97,19 @@ def train(run: Run) -> dict:
     data_lib.save_pairs(run.dir.root, splits)
     batches = make_batches(config, splits)
     steps = batches.steps_per_epoch(config.train.max_steps_per_epoch)
-    embedding = models.build_embedding_model(config.model.backbone, config.data.image_size,
+    projected = models.build_embedding_model(config.model.backbone, config.data.image_size,
                                              config.model.embedding_dim, config.model.width_multiplier,
-                                             config.model.dropout_rate)
-    model = models.training_model(embedding, config.model.loss, len(batches.identities))
+                                             config.model.dropout_rate, config.model.grid)
+    model = models.training_model(projected, config.model.loss, len(batches.identities))
+    # what is saved and scored: the projection the loss trains, or the grid features under it
+    embedding = models.grid_embedding_model(projected) if config.model.embedding == "grid" else projected
     model.compile(optimizer=training.make_optimizer(config.train, steps), loss=models.make_loss(config),
                   jit_compile=training.jit_compile_flag(config.train))
     counts = splits.counts()
     print(f"faces: {counts['train_images']} training images of {counts['train_identities']} people, "
           f"{counts['eval_identities']} evaluation people ({counts['eval_pairs_same']} same / "
           f"{counts['eval_pairs_different']} different pairs), {steps} steps of {batches.per_batch} x "
-          f"{batches.per_identity} per epoch, {config.model.backbone} ({embedding.count_params():,} parameters), "
+          f"{batches.per_identity} per epoch, {config.model.backbone} ({projected.count_params():,} parameters), "
           f"loss {config.model.loss}")
 
     def stream(start):
