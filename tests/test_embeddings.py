@@ -128,9 +128,14 @@ def test_subsampling_and_noise_follow_word2vec():
     threshold = 1e-2 * counts.sum()
     np.testing.assert_allclose(keep[0], (np.sqrt(1000 / threshold) + 1) * threshold / 1000, rtol=1e-6)
     assert keep[-1] == 1.0 and np.all(np.diff(keep) >= 0)
-    table = sampling.noise_table(counts, size=100000)
-    share = np.bincount(table, minlength=4) / len(table)
-    np.testing.assert_allclose(share, counts**0.75 / (counts**0.75).sum(), atol=1e-4)
+    noise = sampling.NoiseSampler(counts)
+    want = counts**0.75 / (counts**0.75).sum()
+    np.testing.assert_allclose(noise.probabilities(), want, rtol=1e-6)
+    draws = noise.draw(np.random.default_rng(0), (200000,))
+    np.testing.assert_allclose(np.bincount(draws, minlength=4) / draws.size, want, atol=4e-3)
+    zipf = sampling.NoiseSampler(np.arange(1, 30001)[::-1] * 7)
+    np.testing.assert_allclose(zipf.probabilities(), (np.arange(1, 30001)[::-1] * 7.0) ** 0.75
+                               / ((np.arange(1, 30001) * 7.0) ** 0.75).sum(), rtol=1e-5)
     assert sampling.bucket(1000) == 1024 and sampling.bucket(1025) == 1152 and sampling.bucket(3) == 64
 
 
@@ -170,6 +175,48 @@ def test_negative_sampling_gradients_match_finite_differences():
         numeric_in[i] = (loss(plus, out_rows) - loss(minus, out_rows)) / (2 * eps)
     example_1_only = d_in[2]  # row 2 appears only in example 1, alone (count 1): exact gradient
     np.testing.assert_allclose(example_1_only, numeric_in[2], atol=2e-3)
+
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("width", [7, 32, 64, 100, 300])
+def test_lane_sum_is_the_sum_over_the_last_axis(width):
+    from keras import ops
+
+    from tasks.embeddings.models import lane_sum
+
+    x = np.random.default_rng(width).normal(size=(5, 3, width)).astype(np.float32)
+    np.testing.assert_allclose(ops.convert_to_numpy(lane_sum(ops.convert_to_tensor(x))), x.sum(-1),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.backend
+def test_negative_sampling_at_word2vec_width_matches_the_formulas():
+    """dim 100 (the folded dot products and the re-gathered targets): loss and gradients
+    against a numpy loop over the examples."""
+    from keras import ops
+
+    from tasks.embeddings.models import negative_sampling
+
+    rng = np.random.default_rng(2)
+    in_rows, out_rows = rng.normal(0, 0.3, (6, 100)), rng.normal(0, 0.3, (9, 100))
+    batch = {"in_index": rng.integers(0, 6, (20, 1)), "in_weight": np.ones((20, 1)),
+             "out_index": rng.integers(0, 9, (20, 6)), "weight": (rng.random((20, 6)) < 0.9).astype(float)}
+    d_in, d_out, loss, _ = (ops.convert_to_numpy(t) for t in negative_sampling(
+        ops.convert_to_tensor(in_rows, "float32"), ops.convert_to_tensor(out_rows, "float32"), batch))
+    want_in, want_out, want_loss = np.zeros_like(in_rows), np.zeros_like(out_rows), 0.0
+    for p in range(20):
+        h = in_rows[batch["in_index"][p, 0]]
+        for k in range(6):
+            u, w, label = out_rows[batch["out_index"][p, k]], batch["weight"][p, k], float(k == 0)
+            s = h @ u
+            want_loss += w * np.log1p(np.exp(-s if label else s))
+            g = w * (1 / (1 + np.exp(-s)) - label)
+            want_in[batch["in_index"][p, 0]] += g * u
+            want_out[batch["out_index"][p, k]] += g * h
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-4)
+    np.testing.assert_allclose(d_in, want_in, atol=1e-4)
+    np.testing.assert_allclose(d_out, want_out, atol=1e-4)
 
 
 # Scores and files ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ cut into pieces). Batch k of epoch e is a pure function of (seed, e, k): its gen
 3. skip-gram: one example per (context word -> centre word) pair within the centre's
    window; CBOW: one example per centre word with its context words (a [P, 2*window] index
    matrix with a mask);
-4. `negative` noise words per example from the unigram^0.75 table (a noise word equal to
+4. `negative` noise words per example from the unigram^0.75 distribution (alias method) (a noise word equal to
    the target gets weight 0, as word2vec skips it); or, with `hierarchical`, the inner
    nodes of the target's Huffman path (`huffman`) with their labels (`out_label`);
 5. the rows a batch touches: `in_rows` / `out_rows` are the distinct input / output word
@@ -41,13 +41,38 @@ def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
     return np.minimum(probability, 1.0).astype(np.float32)
 
 
-def noise_table(counts: np.ndarray, size: int | None = None) -> np.ndarray:
-    """Word ids laid out in proportion to count^0.75: a uniform index into it is a draw from
-    the noise distribution (word2vec's table; exact to 1 / size)."""
-    weights = np.asarray(counts, np.float64) ** NOISE_POWER
-    size = size or int(min(5e7, max(1e6, 500 * len(counts))))
-    bounds = np.round(np.cumsum(weights) / weights.sum() * size).astype(np.int64)
-    return np.repeat(np.arange(len(counts), dtype=np.int32), np.diff(bounds, prepend=0))
+class NoiseSampler:
+    """Draws word ids from the unigram^0.75 distribution exactly, by Walker's alias method:
+    pick a word uniformly, keep it with probability `keep[w]`, else take `alias[w]`. Two
+    vocabulary-sized arrays (word2vec's table has 1e8 slots, ours had 500 per word: random
+    reads into ~58 MB at a 29k vocabulary took 0.37 ms of a batch's ~1 ms, 2026-12-03)."""
+
+    def __init__(self, counts: np.ndarray):
+        weights = np.asarray(counts, np.float64) ** NOISE_POWER
+        n = len(weights)
+        scaled = weights * n / weights.sum()
+        self.keep = np.ones(n, np.float64)
+        self.alias = np.arange(n, dtype=np.int32)
+        small = [i for i in range(n) if scaled[i] < 1.0]
+        large = [i for i in range(n) if scaled[i] >= 1.0]
+        while small and large:  # Vose's construction: each small slot is topped up by a large word
+            s, big = small.pop(), large[-1]
+            self.keep[s], self.alias[s] = scaled[s], big
+            scaled[big] -= 1.0 - scaled[s]
+            if scaled[big] < 1.0:
+                small.append(large.pop())
+        # what is left is 1 up to rounding: kept whole
+        self.keep = self.keep.astype(np.float32)  # the draws compare float32 uniforms with it
+
+    def probabilities(self) -> np.ndarray:
+        """The distribution the draws follow (for tests)."""
+        n = len(self.keep)
+        keep = self.keep.astype(np.float64)
+        return (keep + np.bincount(self.alias, weights=1.0 - keep, minlength=n)) / n
+
+    def draw(self, rng: np.random.Generator, shape) -> np.ndarray:
+        words = rng.integers(0, len(self.keep), shape, dtype=np.int32)
+        return np.where(rng.random(shape, dtype=np.float32) < self.keep[words], words, self.alias[words])
 
 
 def bucket(n: int, minimum: int = 64, per_octave: int = 8) -> int:
@@ -88,7 +113,7 @@ class Word2VecBatches:
         # segment id of every token, to keep windows inside sentences
         self.segment_of = np.repeat(np.arange(len(self.segments) - 1, dtype=np.int32), np.diff(self.segments))
         self.keep = keep_probabilities(counts, sample)
-        self.table = noise_table(counts)
+        self.noise = NoiseSampler(counts)
         self.pad = len(counts)  # the padding row: id vocab_size
         self.sg, self.window, self.negative = sg, window, negative
         self.alpha, self.min_alpha, self.epochs, self.seed = alpha, min_alpha, epochs, seed
@@ -131,7 +156,7 @@ class Word2VecBatches:
             weight = (np.arange(points.shape[1])[None, :] < lengths[targets][:, None]).astype(np.float32)
             return self._pack(inputs, input_mask, outputs, weight, lr, len(tokens),
                               labels=(1 - codes[targets]).astype(np.float32))
-        noise = self.table[rng.integers(0, len(self.table), (len(targets), self.negative))]
+        noise = self.noise.draw(rng, (len(targets), self.negative))
         outputs = np.concatenate([targets[:, None], noise], axis=1)
         weight = np.ones(outputs.shape, np.float32)
         weight[:, 1:] = noise != targets[:, None]
