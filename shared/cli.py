@@ -49,14 +49,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="show TensorFlow/JAX/absl log lines (hidden by default)")
 
 
-def task_parser(task_name: str, aliases: dict | None = None) -> argparse.ArgumentParser:
+def task_parser(task_name: str, aliases: dict | None = None,
+                inputs_help: str = "predict: image files") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"kts {task_name}", formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"also:\n  kts {task_name} --list-presets          every preset: what it is for, "
                f"its command, the result to expect\n  kts {task_name} --show-config [PRESET]  "
                "every --set key with its value and type")
     parser.add_argument("command", choices=COMMANDS + tuple(aliases or {}))
-    parser.add_argument("inputs", nargs="*", help="predict: image files (seq2seq translate: texts)")
+    parser.add_argument("inputs", nargs="*", help=inputs_help)
     parser.add_argument("--preset", default=None, help="config preset (see --list-presets)")
     parser.add_argument("--config", type=Path,
                         help="train/run: start from this config file (a run's config.json, tune's best_config.json)")
@@ -143,7 +144,7 @@ def run_task_command(task_name: str, argv: list[str]) -> int:
         return tune_main(task_name, argv[1:])
     task = load_task(task_name)
     aliases = getattr(task, "aliases", {})
-    parser = task_parser(task_name, aliases)
+    parser = task_parser(task_name, aliases, task.inputs_help)
     extra = [parser.add_argument(flag, **kwargs).dest for flag, kwargs in getattr(task, "extra_arguments", ())]
     args = parser.parse_args(argv)
     args.command = aliases.get(args.command, args.command)

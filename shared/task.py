@@ -110,6 +110,7 @@ class Task:
     commands = ("train", "evaluate", "export", "predict", "report", "run")
     aliases: dict[str, str] = {}  # extra command -> stage, e.g. {"translate": "predict"}
     extra_arguments: tuple = ()  # (flag, argparse kwargs) pairs; parsed into Run.options
+    inputs_help: str = "predict: image files"  # what the CLI's positional inputs are, in --help
     # the backends on which the task's training is data-parallel (True: all, False: none);
     # elsewhere --distribute says so and trains on one device
     data_parallel: bool | tuple[str, ...] = True

@@ -18,6 +18,7 @@ class EmbeddingsTask(Task):
     config_class = EmbeddingsConfig
     presets = PRESETS
     aliases = CommandAliases(similar="predict", analogy="predict")
+    inputs_help = "similar: words; analogy: A B C (A is to B as C is to ?)"
     # Sparse row updates: data-parallel under JAX's sharding only (MirroredStrategy cannot
     # split their batches); on TensorFlow the run trains on one device and says so.
     data_parallel = ("jax",)

@@ -22,6 +22,7 @@ class FacesTask(Task):
     config_class = FacesConfig
     presets = PRESETS
     aliases = CommandAliases(verify="predict", enroll="predict", identify="predict")
+    inputs_help = "verify: two images; enroll: a folder (one sub-folder or image per person); identify: images"
     # ROC AUC of the validation pairs each epoch; the test one is evaluation/results.json "auc"
     tune_metric, tune_direction, tune_test_key = "val_auc", "maximize", "auc"
     extra_arguments = (

@@ -18,6 +18,7 @@ class Seq2SeqTask(Task):
     config_class = Seq2SeqConfig
     presets = PRESETS
     aliases = {"translate": "predict"}
+    inputs_help = "predict/translate: source sentences"
     # tune: greedy sacreBLEU on the validation pairs after each epoch (eval.epoch_bleu_sentences);
     # the best trial's test score is the report's `bleu`, decoded with beam eval.beam_size
     tune_metric, tune_direction, tune_test_key = "val_bleu", "maximize", "bleu"

@@ -19,6 +19,7 @@ class StyleTask(Task):
     config_class = StyleConfig
     presets = PRESETS
     aliases = {"transfer": "transfer", "stylize": "predict"}
+    inputs_help = "stylize/predict: content images; transfer: CONTENT STYLE [STYLE ...]"
     standalone_commands = ("transfer",)  # take inputs, need no trained run folder
     # `kts style tune`: the fast stylizer's perceptual loss (content + style + TV) on fixed
     # crops of the held-out content photo(s) (data.val_photos). No test key: there is no test
