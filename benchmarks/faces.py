@@ -1,9 +1,13 @@
 """Face embedding throughput: our ArcFace training (P x K stream + fit()) and embedding speed
 against a plain PyTorch twin of the same network, in this process, one after the other.
 
-Both sides: a CIFAR ResNet-20 (16/32/64 filters) on 32x32x3 images, global average pooling,
-Linear 64 -> 128 (no bias) -> BatchNorm -> L2 normalisation, an ArcFace head (s=30, m=0.3) over
-30 identities, AdamW; synthetic uint8 images, batches of 8 identities x 4 images.
+Both sides: a CIFAR ResNet-20 (16/32/64 filters) on 32x32x3 images, then the presets' head
+(`--head grid`, the default): the 8x8x64 map average-pooled to 4x4 cells -> BatchNorm ->
+flatten (1,024 values) -> dropout 0.4 -> Linear 1,024 -> 128 (no bias) -> BatchNorm -> L2
+normalisation, the embedding being the unit-normalised 1,024 grid values (`model.grid=4`,
+`model.embedding=grid`); or `--head gap`: global average pooling -> Linear 64 -> 128 -> BatchNorm
+-> L2 normalisation, that projection the embedding. An ArcFace head (s=30, m=0.3) over 30
+identities, AdamW; synthetic uint8 images, batches of 8 identities x 4 images.
 
 - ours: `tasks.faces.models` fed by `pipelines.identity_batches.IdentityBatches` through
   `pipelines.builder.step_dataset` (augmentation on), `model.fit()`;
@@ -29,6 +33,7 @@ from benchmarks.common import add_common_args, epoch_timer, finish, parse, run_p
 from shared import runtime  # noqa: E402  (stdlib only: safe before Keras is imported)
 
 IDENTITIES, SIZE, DIM = 30, 32, 128
+GRID, DROPOUT = 4, 0.4  # --head grid: the Olivetti presets' (tasks/faces/config.py, _grid_embedding)
 P, K = 8, 4
 LEARNING_RATE, WEIGHT_DECAY, SCALE, MARGIN = 2e-3, 1e-4, 30.0, 0.3
 EMBED_BATCH = 128
@@ -37,6 +42,8 @@ EMBED_BATCH = 128
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_common_args(parser, "GPU: 30000 images, 4 epochs", "CPU: 960 images, 3 epochs (batch is P x K = 32)")
+    parser.add_argument("--head", choices=("grid", "gap"), default="grid",
+                        help="grid: the Olivetti presets' network (default); gap: global average pooling")
     return parse(parser, argv)
 
 
@@ -56,8 +63,11 @@ def run_ours(images, labels, batches, args) -> dict:
     from tasks.faces.config import FacesConfig
 
     steps = len(images) // batches.batch_size
-    embedding = models.build_embedding_model("resnet20", SIZE, DIM)
-    model = models.training_model(embedding, "arcface", IDENTITIES)
+    grid = args.head == "grid"
+    projected = models.build_embedding_model("resnet20", SIZE, DIM, dropout_rate=DROPOUT if grid else 0.0,
+                                             grid=GRID if grid else 0)
+    model = models.training_model(projected, "arcface", IDENTITIES)
+    embedding = models.grid_embedding_model(projected) if grid else projected
     config = TrainConfig(epochs=args.epochs, learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY,
                          schedule="constant", precision=args.precision)
     model.compile(optimizer=make_optimizer(config, steps), loss=models.make_loss(FacesConfig()))
@@ -97,8 +107,16 @@ def run_peer(images, labels, batches, args) -> dict:
         for block in range(3):
             layers.append(Block(cin, filters, 2 if stage and not block else 1))
             cin = filters
-    embed_net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, DIM, bias=False),
-                              nn.BatchNorm1d(DIM, momentum=0.1, eps=1e-5))
+    if args.head == "grid":  # the embedding is the normalised grid; the projection trains under the loss
+        grid_net = nn.Sequential(*layers, nn.AvgPool2d(8 // GRID), nn.BatchNorm2d(64, momentum=0.1, eps=1e-5),
+                                 nn.Flatten())
+        projection = nn.Sequential(nn.Dropout(DROPOUT), nn.Linear(64 * GRID * GRID, DIM, bias=False),
+                                   nn.BatchNorm1d(DIM, momentum=0.1, eps=1e-5))
+        embed_net = nn.Sequential(grid_net, projection)
+    else:
+        embed_net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, DIM, bias=False),
+                                  nn.BatchNorm1d(DIM, momentum=0.1, eps=1e-5))
+        grid_net = embed_net
     centres = nn.Parameter(torch.empty(DIM, IDENTITIES))
     nn.init.xavier_uniform_(centres)
     parameters = [*embed_net.parameters(), centres]
@@ -129,10 +147,10 @@ def run_peer(images, labels, batches, args) -> dict:
         seconds.append(time.perf_counter() - start)
     embed_net.eval()
     with torch.no_grad():
-        embed_net(x_all[:EMBED_BATCH])
+        grid_net(x_all[:EMBED_BATCH])
         start = time.perf_counter()
         for i in range(0, len(x_all), EMBED_BATCH):
-            F.normalize(embed_net(x_all[i:i + EMBED_BATCH]), dim=1)
+            F.normalize(grid_net(x_all[i:i + EMBED_BATCH]), dim=1)
         embeddings_per_s = len(x_all) / (time.perf_counter() - start)
     trainable = sum(p.numel() for p in parameters if p.requires_grad)
     return {**summarize(seconds, steps * batches.batch_size), "trainable_params": trainable,
@@ -155,7 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
     environment = runtime.environment()
     images, labels = synthetic_data(args.images)
     batches = IdentityBatches(images, labels, P, K, seed=0, augment=Augment(True, 0.08, 0.1, 0.2))
-    print(f"{args.images} images of {IDENTITIES} identities, batch {P} x {K}, {args.epochs} epochs (1 warm-up), "
+    print(f"{args.images} images of {IDENTITIES} identities, batch {P} x {K}, {args.head} head, "
+          f"{args.epochs} epochs (1 warm-up), "
           f"{backend} on {'gpu' if gpu else 'cpu'}, {policy}", flush=True)
     ours = run_ours(images, labels, batches, args)
     peer = run_peer_if_available(args, lambda: run_peer(images, labels, batches, args), ours["trainable_params"])
