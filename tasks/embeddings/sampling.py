@@ -11,9 +11,10 @@ cut into pieces). Batch k of epoch e is a pure function of (seed, e, k): its gen
 3. skip-gram: one example per (context word -> centre word) pair within the centre's
    window; CBOW: one example per centre word with its context words (a [P, 2*window] index
    matrix with a mask);
-4. `negative` noise words per example from the unigram^0.75 distribution (alias method) (a noise word equal to
-   the target gets weight 0, as word2vec skips it); or, with `hierarchical`, the inner
-   nodes of the target's Huffman path (`huffman`) with their labels (`out_label`);
+4. `negative` noise words per example from the unigram^0.75 distribution (`NoiseSampler`,
+   Walker's alias method; a noise word equal to the target gets weight 0, as word2vec skips
+   it); or, with `hierarchical`, the inner nodes of the target's Huffman path (`huffman`)
+   with their labels (`out_label`);
 5. the rows a batch touches: `in_rows` / `out_rows` are the distinct input / output word
    ids (plus the padding row), the examples index into them. Shapes are rounded up to a few
    sizes (padding rows and zero weights), so a compiled step is reused.
