@@ -199,6 +199,24 @@ def test_eigenfaces_separate_two_kinds_of_image():
     assert distances[0] < 0.2 < 1.5 < distances[1]
 
 
+def test_lbp_histograms_are_uniform_codes_per_cell_and_tell_textures_apart():
+    lbp = V.LocalBinaryPatterns(radius=1, cells=2)
+    assert lbp.bin_of.max() == 58 and len(set(lbp.bin_of.tolist())) == 59  # 58 uniform codes + the rest
+    flat = np.full((1, 10, 10), 100.0)
+    assert np.all(lbp.codes(flat) == lbp.bin_of[255])  # every neighbour >= the centre
+    rng = np.random.default_rng(0)
+    stripes = np.tile(np.repeat([0.0, 200.0], 2), 5)[None, :20].repeat(20, 0)  # vertical stripes
+    images = np.stack([stripes + rng.normal(0, 3, stripes.shape) for _ in range(3)]
+                      + [stripes.T + rng.normal(0, 3, stripes.shape) for _ in range(3)])
+    features = lbp.transform(images)
+    assert features.shape == (6, 4 * 59)
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-9)
+    distances = V.distances_of(features, np.asarray([0, 0]), np.asarray([1, 4]))
+    assert distances[0] < distances[1]
+    with pytest.raises(ValueError, match="needs images over"):
+        V.LocalBinaryPatterns(radius=2, cells=8).transform(np.zeros((1, 10, 10)))
+
+
 # Losses -----------------------------------------------------------------------------------------
 def _reference_losses(labels, vectors, margin):
     d = np.maximum(2 - 2 * vectors @ vectors.T, 0)
@@ -329,6 +347,7 @@ def test_run_writes_every_artifact_and_the_baseline(smoke_run):
     assert tuple(saved.output.shape) == (None, 4 * 4 * 32)  # the grid embedding: 4 x 4 cells x 32 channels
     assert not any("arcface" in layer.name or layer.name == "projection" for layer in saved.layers)
     assert len(ours["kfold_accuracy"]["per_fold"]) == 10 and 0.5 < pca["auc"] <= 1
+    assert 0.5 < results["lbp"]["auc"] <= 1 and results["lbp"]["identification"]["probes"] == 54
     assert ours["tar_at_far"]["0.001"]["tar"] is None  # 270 negatives cannot resolve 1e-3
     assert ours["identification"]["gallery"] == 6 and ours["identification"]["probes"] == 54
     report = json.loads((smoke_run / "report/report.json").read_text())

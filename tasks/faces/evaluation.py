@@ -60,9 +60,16 @@ def evaluate(run: Run) -> dict:
     baseline = _scores(pca_distances, pairs, None)
     baseline["identification"] = _identification(projected, faces.labels, gallery, probes, "cosine")
     baseline["components"] = int(pca.basis.shape[0])
+    lbp = V.LocalBinaryPatterns.for_size(config.data.image_size)  # nothing to fit
+    histograms = np.zeros((len(faces), lbp.cells**2 * lbp.BINS))
+    histograms[splits.eval] = lbp.transform(faces.images[splits.eval])
+    lbp_scores = _scores(V.distances_of(histograms, pairs.first, pairs.second), pairs, None)
+    lbp_scores["identification"] = _identification(histograms, faces.labels, gallery, probes, "euclidean")
+    lbp_scores["settings"] = {"radius": lbp.radius, "cells": lbp.cells}
 
     results = {"auc": ours["auc"],  # top level: Task.tune_test_key, the test twin of val_auc
-               "ours": ours, "eigenfaces": baseline, "deployed_threshold": deployed, "data": splits.counts(),
+               "ours": ours, "eigenfaces": baseline, "lbp": lbp_scores, "deployed_threshold": deployed,
+               "data": splits.counts(),
                "folds": int(len(np.unique(pairs.fold))), "flip_average": config.eval.flip_average,
                "embeddings_per_second": len(splits.eval) * (2 if config.eval.flip_average else 1) / max(seconds, 1e-9),
                "pairs_protocol": "LFW pairs.txt (View 2)" if config.data.pairs else
@@ -77,5 +84,6 @@ def evaluate(run: Run) -> dict:
     print(f"faces: {results['folds']}-fold accuracy {acc['mean']:.2%} +- {acc['std']:.2%}, AUC {ours['auc']:.4f}, "
           f"EER {ours['eer']:.2%}, rank-1 {ours['identification']['rank1']:.2%}, open-set rejection "
           f"{ours['identification']['open_set_rejection']:.2%} at {deployed:.3f}; eigenfaces "
-          f"{pca_acc['mean']:.2%} +- {pca_acc['std']:.2%}, AUC {baseline['auc']:.4f}")
+          f"{pca_acc['mean']:.2%} +- {pca_acc['std']:.2%}, AUC {baseline['auc']:.4f}; LBP histograms "
+          f"{lbp_scores['kfold_accuracy']['mean']:.2%}, AUC {lbp_scores['auc']:.4f}")
     return results

@@ -1,4 +1,4 @@
-"""Report stage: verification and identification cards beside the eigenfaces baseline, the
+"""Report stage: verification and identification cards beside the eigenfaces and LBP baselines, the
 ROC curve, same/different distance histograms, the hardest false accepts and rejects."""
 
 from __future__ import annotations
@@ -91,7 +91,12 @@ def report(run: Run) -> Path:
     if training.get("stopped_reason"):
         rep.add_text("Training stopped early", training["stopped_reason"])
     rows = []
-    for name, scores in (("ours", ours), (f"eigenfaces ({pca['components']} components, cosine)", pca)):
+    baselines = [(f"eigenfaces ({pca['components']} components, cosine)", pca)]
+    lbp = results.get("lbp")  # runs evaluated before the LBP baseline have none
+    if lbp:
+        baselines.append((f"LBP histograms (radius {lbp['settings']['radius']}, {lbp['settings']['cells']}x"
+                          f"{lbp['settings']['cells']} cells, no training)", lbp))
+    for name, scores in [("ours", ours)] + baselines:
         tar = scores["tar_at_far"]
         rows.append([name, f"{scores['kfold_accuracy']['mean']:.2%} +- {scores['kfold_accuracy']['std']:.2%}",
                      round(scores["auc"], 4), _pct(scores["eer"]), _pct(tar["0.01"]["tar"]),
@@ -113,8 +118,9 @@ def report(run: Run) -> Path:
         ["false reject rate", _pct(ours.get("false_reject_rate_at_deployed"))],
         ["open-set rejection (own person left out of the gallery)", _pct(ident.get("open_set_rejection"))],
         ["probes accepted and correctly named", _pct(ident.get("accepted_and_correct"))]])
-    rep.add_figure("roc", roc_plot({"ours": ours["curve"], "eigenfaces": pca["curve"]}),
-                   "ROC curves on the same evaluation pairs, ours and the eigenfaces baseline (log FAR axis).")
+    curves = {"ours": ours["curve"], "eigenfaces": pca["curve"], **({"LBP": lbp["curve"]} if lbp else {})}
+    rep.add_figure("roc", roc_plot(curves),
+                   "ROC curves on the same evaluation pairs, ours and the training-free baselines (log FAR axis).")
     scores = np.load(run.dir.evaluation / "scores.npz")
     rep.add_figure("distances", histogram_plot(scores["distances"], scores["same"], threshold),
                    "Distances of same-person and different-person evaluation pairs, and the deployed threshold.")
