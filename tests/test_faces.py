@@ -317,6 +317,115 @@ def test_grid_embedding_shares_the_trained_layers_and_keeps_where_features_fire(
     cfg.model.embedding = "grid"
     with pytest.raises(ConfigError, match="model.embedding=grid needs model.grid >= 1"):
         cfg.model.validate()
+    cfg = FacesConfig()
+    cfg.model.lbp_radii = (1, 2)
+    with pytest.raises(ConfigError, match="model.lbp_radii needs model.whitening > 0"):
+        cfg.model.validate()
+    cfg.model.whitening, cfg.model.lbp_radii = 0.1, (2, 2)
+    with pytest.raises(ConfigError, match="model.lbp_radii must be distinct radii >= 1"):
+        cfg.model.validate()
+    cfg.model.lbp_radii, cfg.data.image_size = (14,), 32
+    with pytest.raises(ConfigError, match="need data.image_size over 32 px"):
+        cfg.validate()
+    cfg.model.lbp_radii = ()
+    cfg.data.image_size, cfg.model.cnn_size = 64, 48
+    with pytest.raises(ConfigError, match=r"model.cnn_size \(48\) must divide data.image_size \(64\)"):
+        cfg.validate()
+    shrunk = models.build_embedding_model("resnet20", 32, 8, width_multiplier=0.25, grid=2, cnn_size=16)
+    assert tuple(shrunk.get_layer("cnn_shrink").output.shape) == (None, 16, 16, 3)
+
+
+@pytest.mark.backend
+def test_whitening_evens_out_the_training_embeddings_and_the_layer_matches_numpy(tmp_path):
+    import keras
+
+    from tasks.faces import models, whitening
+
+    rng = np.random.default_rng(0)
+    scales = np.array([5.0, 2.0, 1.0, 0.5, 0.2, 0.1])
+    vectors = rng.normal(size=(400, 6)) * scales + 3.0
+    fitted = whitening.fit(vectors, shrinkage=1e-9)
+    white = (vectors - fitted["mean"]) @ fitted["basis"] * fitted["scales"]
+    np.testing.assert_allclose(white.T @ white / len(white), np.eye(6), atol=1e-4)  # unit covariance
+    shrunk = whitening.fit(vectors, shrinkage=100.0)  # large shrinkage: close to a plain rescaling
+    assert shrunk["scales"].max() / shrunk["scales"].min() < 1.05 < fitted["scales"].max() / fitted["scales"].min()
+    with pytest.raises(ValueError, match="at least 2 training images"):
+        whitening.fit(vectors[:1], 0.1)
+    # fewer images than dimensions: the kept directions span the data; distances equal the full whitening's
+    wide = rng.normal(size=(12, 40)) * rng.uniform(0.1, 3.0, 40)
+    low_rank = whitening.fit(wide, 0.1)
+    assert low_rank["basis"].shape == (40, 11)
+    centred = wide - wide.mean(0)
+    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / len(wide))
+    eigenvalues = np.maximum(eigenvalues, 0)
+    probe = rng.normal(size=(6, 40))
+    full = (probe - wide.mean(0)) @ eigenvectors / np.sqrt(eigenvalues + 0.1 * eigenvalues.mean())
+    full /= np.linalg.norm(full, axis=1, keepdims=True)
+    ours = whitening.apply(probe, low_rank)
+    first, second = np.triu_indices(6, 1)
+    np.testing.assert_allclose(V.distances_of(ours, first, second), V.distances_of(full, first, second), atol=1e-5)
+
+    model = models.grid_embedding_model(models.build_embedding_model("resnet20", 16, 8, width_multiplier=0.25, grid=2))
+    x = rng.uniform(0, 255, (5, 16, 16, 3)).astype(np.float32)
+    plain = models.embed(model, x)
+    other = rng.normal(size=(5, 24)).astype(np.float32)
+    fits = [whitening.fit(np.concatenate([plain, -plain + 0.1]), 0.1), whitening.fit(np.abs(other), 0.1)]
+    extra = keras.layers.Lambda(lambda image: keras.ops.abs(keras.ops.reshape(image, (-1, 768))[:, :24]))
+    whitened = whitening.whitened_model(model.input, [model.output, extra(model.input)], fits, ["a", "b"])
+    mirrored = np.ascontiguousarray(x[:, :, ::-1])
+    expected = whitening.combined([[plain, models.embed(model, mirrored)],
+                                   [np.abs(x.reshape(5, -1)[:, :24]), np.abs(mirrored.reshape(5, -1)[:, :24])]], fits)
+    np.testing.assert_allclose(models.embed(whitened, x, flip_average=True), expected, atol=1e-5)
+    single = whitening.whitened_model(model.input, [model.output], fits[:1], ["network"])
+    single.save(tmp_path / "white.keras")
+    reloaded = models.load_embedding_model(tmp_path / "white.keras")
+    np.testing.assert_allclose(models.embed(reloaded, x), whitening.apply(plain, fits[0]), atol=1e-5)
+    assert not reloaded.get_layer("network_whitening").trainable
+
+
+def test_cross_fitted_whitening_scores_each_group_under_a_fit_without_it():
+    from tasks.faces import whitening
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(8), 3)  # 8 people x 3 images, all training
+    train = np.arange(len(labels))
+    blocks = [[whitening.averaged([rng.normal(size=(24, 5))]) for _ in range(2)],
+              [whitening.averaged([rng.normal(size=(24, 3))]) for _ in range(2)]]  # 2 blocks x 2 views
+    names = [f"p{i}" for i in range(8)]
+    pairs = ids.all_pairs(ids.Faces(np.zeros((24, 2, 2, 3), np.uint8), labels, names, names * 3), np.arange(8), 0, 1)
+    distances, same, groups = whitening.cross_fitted_distances(blocks, labels, train, pairs, 0.1, seed=0)
+    assert groups == 4  # 8 people // 2
+    # every same-person pair lies within a group; of the different-person pairs, those across groups are left out
+    assert same.sum() == pairs.same.sum() == 8 * 3 and 0 < (1 - same).sum() < (1 - pairs.same).sum()
+    assert np.all((distances >= 0) & (distances <= 2 + 1e-6)) and len(distances) == len(same)
+    again, _, _ = whitening.cross_fitted_distances(blocks, labels, train, pairs, 0.1, seed=0)
+    np.testing.assert_array_equal(distances, again)
+    with pytest.raises(ValueError, match="at least 4 training people"):
+        whitening.cross_fitted_distances(blocks, labels, train[:9], pairs, 0.1, seed=0)
+
+
+@pytest.mark.backend
+def test_the_lbp_layer_computes_what_its_numpy_twin_does(tmp_path):
+    import keras
+
+    from tasks.faces.lbp import LocalBinaryPatternLayer
+
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (3, 40, 40, 3)).astype(np.float32)
+    images[0, 10:30, 10:30] = 128  # flat: neighbours equal to the centre (>= is true)
+    images[1] = images[1].mean(axis=-1, keepdims=True).round()  # grey
+    for radius, cells in ((1, 4), (2, 8), (2, 6)):  # 6 cells do not divide the 36 code rows evenly
+        layer = LocalBinaryPatternLayer(radius, cells)
+        expected = V.LocalBinaryPatterns(radius, cells).transform(images)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(images)), expected, atol=1e-6)
+    model = keras.Sequential([keras.Input((40, 40, 3)), LocalBinaryPatternLayer(2, 8)])
+    model.save(tmp_path / "lbp.keras")
+    reloaded = keras.models.load_model(tmp_path / "lbp.keras")
+    expected = V.LocalBinaryPatterns(2, 8).transform(images)
+    assert expected.shape == (3, 8 * 8 * 59)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(reloaded(images)), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="needs images over 12 pixels a side; these are 10x10"):
+        LocalBinaryPatternLayer(2, 8)(images[:, :10, :10])
 
 
 # The task end to end -------------------------------------------------------------------------------
@@ -344,10 +453,18 @@ def test_run_writes_every_artifact_and_the_baseline(smoke_run):
     import keras
 
     saved = keras.models.load_model(smoke_run / "model.keras", compile=False)
-    assert tuple(saved.output.shape) == (None, 4 * 4 * 32)  # the grid embedding: 4 x 4 cells x 32 channels
+    # the whitened grid embedding (4 x 4 cells x 32 channels) beside whitened LBP histograms (8 x 8 x 59) at 3 radii
+    assert tuple(saved.output.shape) == (None, 4 * 4 * 32 + 3 * 8 * 8 * 59)
     assert not any("arcface" in layer.name or layer.name == "projection" for layer in saved.layers)
+    threshold = json.loads((smoke_run / "threshold.json").read_text())  # whitened, threshold cross-fitted
+    assert saved.get_layer("network_whitening").get_weights()[1].shape == (512, 139)  # 140 images: rank 139
+    assert saved.get_layer("lbp_r3_whitening").get_weights()[1].shape == (3776, 139)
+    assert threshold["whitening"] == {"shrinkage": 0.1, "fitted_on_images": 140, "views": 2,
+                                      "blocks": {"network": 512, "lbp_r1": 3776, "lbp_r2": 3776, "lbp_r3": 3776}}
+    assert "5 groups of the 14 training people" in threshold["chosen_on"] and threshold["validation_pairs"] > 0
     assert len(ours["kfold_accuracy"]["per_fold"]) == 10 and 0.5 < pca["auc"] <= 1
     assert 0.5 < results["lbp"]["auc"] <= 1 and results["lbp"]["identification"]["probes"] == 54
+    assert results["lbp"]["settings"] == {"radii": [1, 2, 3], "cells": 8, "whitening": 0.1, "flip_average": True}
     assert ours["tar_at_far"]["0.001"]["tar"] is None  # 270 negatives cannot resolve 1e-3
     assert ours["identification"]["gallery"] == 6 and ours["identification"]["probes"] == 54
     report = json.loads((smoke_run / "report/report.json").read_text())
@@ -370,12 +487,12 @@ def test_saved_model_takes_any_size_grey_or_rgb_and_carries_the_threshold(smoke_
     grey = np.random.default_rng(0).integers(0, 255, (2, 50, 40, 1)).astype(np.uint8)
     served = loaded.signatures["serving_default"](images=grey)["embeddings"].numpy()
     rgb = loaded.signatures["serving_default"](images=np.repeat(grey, 3, -1))["embeddings"].numpy()
-    assert served.shape == (2, 512)
+    assert served.shape == (2, 512 + 3 * 3776)
     np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(served, rgb, atol=1e-6)
     assert float(loaded.signatures["metadata"]()["threshold"]) == pytest.approx(threshold)
     empty = loaded.signatures["serving_default"](images=np.zeros((0, 9, 9, 3), np.uint8))["embeddings"]
-    assert tuple(empty.shape) == (0, 512)
+    assert tuple(empty.shape) == (0, 512 + 3 * 3776)
     assert json.loads((smoke_run / "export/faces.json").read_text())["check_max_abs_difference"] < 1e-3
 
 
@@ -465,7 +582,7 @@ def test_resume_after_a_kill_is_exact(tmp_path, monkeypatch, data_root):
     from tasks.faces import models
 
     train_killed_then_resumed("faces", tmp_path, ("--preset", "smoke"), monkeypatch, data_root=data_root)
-    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    x = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3)).astype(np.float32)  # the smoke preset: 64 px
     straight = models.embed(models.load_embedding_model(tmp_path / "straight/model.keras"), x)
     resumed = models.embed(models.load_embedding_model(tmp_path / "killed/model.keras"), x)
     np.testing.assert_allclose(straight, resumed, atol=1e-5)

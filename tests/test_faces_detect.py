@@ -185,7 +185,7 @@ def test_verify_and_enroll_detect_faces_when_the_run_did(olivetti, data_root, tm
     monkeypatch.setattr(predict, "_embed", embed)
     a, b = str(tree / "person_00" / "0.jpg"), str(tree / "person_00" / "1.jpg")
     result = predict.verify(run, [a, b])
-    assert seen == [(2, 32, 32, 3)] and 0 <= result["distance"] < 2
+    assert seen == [(2, 64, 64, 3)] and 0 <= result["distance"] < 2  # the smoke preset's data.image_size
     assert predict.verify(run, [a, a])["distance"] < 1e-6
     with pytest.raises(ids.NoFaceFound, match="landscape.jpg: no face found by the mtcnn detector"):
         predict.verify(run, [a, str(tree / "person_00" / "landscape.jpg")])

@@ -45,6 +45,9 @@ def serving_module(raw, image_size: int, embedding_dim: int, threshold: float, f
             images = check_image_sizes(images)
             resized = tf.image.resize(image_channels(images, 3), (image_size, image_size), method="bilinear",
                                       antialias=True)
+            # back to whole pixel values, as the CLI's images (8-bit) are: the LBP block compares pixels
+            # with >=, and a resize to the same size is not exactly the identity
+            resized = tf.clip_by_value(tf.round(resized), 0.0, 255.0)
             vectors = tf.cast(self.raw.serve(resized), tf.float32)
             if flip_average:
                 vectors = vectors + tf.cast(self.raw.serve(tf.reverse(resized, axis=[2])), tf.float32)

@@ -42,19 +42,28 @@ def _backbone(name: str, input_shape, width_multiplier: float) -> keras.Model:
 
 
 def build_embedding_model(backbone: str, image_size: int, embedding_dim: int = 128,
-                          width_multiplier: float = 1.0, dropout_rate: float = 0.0, grid: int = 0) -> keras.Model:
+                          width_multiplier: float = 1.0, dropout_rate: float = 0.0, grid: int = 0,
+                          cnn_size: int = 0) -> keras.Model:
     """`grid` 0: the backbone's last map is averaged to one vector (global average pooling).
     `grid` N > 0: averaged to an N x N grid of cells instead, batch-normalised and flattened
     (layer `grid_features`, N * N * channels values: where on the aligned face a feature
-    fires is kept). Either way -> dropout -> Dense(embedding_dim) -> BatchNorm -> L2 norm."""
+    fires is kept). Either way -> dropout -> Dense(embedding_dim) -> BatchNorm -> L2 norm.
+    `cnn_size` > 0 and < `image_size` (a divisor of it): the image is shrunk to it in the model
+    before the backbone, by averaging blocks of (image_size / cnn_size)^2 pixels. (A Keras
+    `Resizing` layer with antialiasing exported to a SavedModel that disagreed with it by 0.2.)"""
     image = keras.Input((image_size, image_size, 3), dtype="float32", name="image")
     features = layers.Rescaling(1 / 255.0, dtype="float32", name="preprocessing")(image)
+    if cnn_size and cnn_size != image_size:
+        if image_size % cnn_size:
+            raise ValueError(f"model.cnn_size={cnn_size} must divide data.image_size={image_size}.")
+        features = layers.AveragePooling2D(image_size // cnn_size, name="cnn_shrink")(features)
+        image_size = cnn_size
     features = _backbone(backbone, (image_size, image_size, 3), width_multiplier)(features)
     if grid > 0:
         side = int(features.shape[1])
         if side % grid:
             raise ValueError(f"model.grid={grid} does not divide {backbone}'s {side}x{side} feature map at "
-                             f"data.image_size={image_size}; use a divisor of {side}.")
+                             f"a {image_size} px input (data.image_size, or model.cnn_size); use a divisor of {side}.")
         if side > grid:
             features = layers.AveragePooling2D(side // grid, name="grid_pooling")(features)
         features = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="grid_bn")(features)
@@ -238,4 +247,6 @@ def embed(model: keras.Model, images, batch_size: int = 128, flip_average: bool 
 
 
 def load_embedding_model(path) -> keras.Model:
+    from tasks.faces import lbp, whitening  # noqa: F401  (registers the layers a whitened model holds)
+
     return keras.models.load_model(path, compile=False)

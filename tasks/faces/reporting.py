@@ -94,8 +94,11 @@ def report(run: Run) -> Path:
     baselines = [(f"eigenfaces ({pca['components']} components, cosine)", pca)]
     lbp = results.get("lbp")  # runs evaluated before the LBP baseline have none
     if lbp:
-        baselines.append((f"LBP histograms (radius {lbp['settings']['radius']}, {lbp['settings']['cells']}x"
-                          f"{lbp['settings']['cells']} cells, no training)", lbp))
+        settings = lbp["settings"]
+        radii = ", ".join(str(r) for r in settings.get("radii", [settings.get("radius")]))
+        whitened = f", whitened on the training people ({settings['whitening']})" if "whitening" in settings else ""
+        baselines.append((f"LBP histograms (radius {radii}, {settings['cells']}x{settings['cells']} cells"
+                          f"{whitened}, no network)", lbp))
     for name, scores in [("ours", ours)] + baselines:
         tar = scores["tar_at_far"]
         rows.append([name, f"{scores['kfold_accuracy']['mean']:.2%} +- {scores['kfold_accuracy']['std']:.2%}",
@@ -113,6 +116,7 @@ def report(run: Run) -> Path:
     rep.add_table("At the deployed threshold", ["what", "value"], [
         ["threshold (Euclidean distance)", round(threshold, 4)],
         ["chosen on", threshold_info.get("chosen_on", "validation pairs")],
+        ["embedding whitened (model.whitening)", _whitening(threshold_info.get("whitening"))],
         ["accuracy on the evaluation pairs", _pct(ours.get("accuracy_at_deployed_threshold"))],
         ["false accept rate", _pct(ours.get("false_accept_rate_at_deployed"))],
         ["false reject rate", _pct(ours.get("false_reject_rate_at_deployed"))],
@@ -146,3 +150,14 @@ def report(run: Run) -> Path:
     update_index(run.reports_dir, "faces", run.dir.report, headline)
     print(f"faces report: {index_html}")
     return index_html
+
+
+def _whitening(info: dict | None) -> str:
+    if not info:
+        return "no"
+    def label(name: str) -> str:
+        return "the network's embedding" if name == "network" else name.replace("lbp_r", "LBP histograms, radius ")
+
+    parts = ", ".join(f"{label(name)} ({size:,} values)" for name, size in info.get("blocks", {}).items())
+    return (f"shrinkage {info['shrinkage']}, fitted on {info['fitted_on_images']} training images "
+            f"({'with their mirrors' if info['views'] == 2 else 'as they are'})" + (f": {parts}" if parts else ""))

@@ -23,9 +23,10 @@ from shared.export import save_keras
 from shared.io import atomic_write_json
 from shared.task import Run
 from tasks.faces import data as data_lib
-from tasks.faces import models
+from tasks.faces import models, whitening
 from tasks.faces.config import FacesConfig
-from tasks.faces.verification import accuracy_at, best_threshold, distances_of, pair_scores
+from tasks.faces.lbp import LocalBinaryPatternLayer
+from tasks.faces.verification import LocalBinaryPatterns, accuracy_at, best_threshold, distances_of, pair_scores
 
 
 def make_batches(config: FacesConfig, splits: data_lib.Splits) -> IdentityBatches:
@@ -67,17 +68,58 @@ def epoch_metrics(embedding: keras.Model, config: FacesConfig, splits: data_lib.
     return compute
 
 
-def choose_threshold(model: keras.Model, config: FacesConfig, splits: data_lib.Splits) -> dict:
-    pairs = splits.val_pairs
-    distances, _ = validation_distances(model, config, splits)
-    threshold = best_threshold(distances, pairs.same)
+def choose_threshold(model: keras.Model, config: FacesConfig, splits: data_lib.Splits,
+                     cross_fitted: tuple[np.ndarray, np.ndarray, int] | None = None) -> dict:
+    """The best-accuracy threshold on the validation pairs under `model`, or on `cross_fitted`
+    (distances, same, groups) of them (`whiten`)."""
+    distances, same = cross_fitted[:2] if cross_fitted is not None else validation_distances(model, config, splits)
+    threshold = best_threshold(distances, same)
     people = len(splits.identities["train" if splits.val_seen else "val"])
+    chosen_on = (f"all pairs of the {people} training people (seen in training; data.val_identities=0)"
+                 if splits.val_seen else f"all pairs of {people} held-out validation people")
+    if cross_fitted is not None:
+        chosen_on = (f"the pairs within {cross_fitted[2]} groups of the {people} training people, each under a "
+                     "whitening fitted without its group (seen in training; data.val_identities=0)")
     return {"threshold": threshold, "metric": "Euclidean distance between unit embeddings (same person when <=)",
-            "flip_average": config.eval.flip_average,
-            "chosen_on": (f"all pairs of the {people} training people (seen in training; data.val_identities=0)"
-                          if splits.val_seen else f"all pairs of {people} held-out validation people"),
-            "validation_accuracy": accuracy_at(distances, pairs.same, threshold),
-            "validation_pairs": len(pairs)}
+            "flip_average": config.eval.flip_average, "chosen_on": chosen_on,
+            "validation_accuracy": accuracy_at(distances, same, threshold),
+            "validation_pairs": len(distances)}
+
+
+def whiten(embedding: keras.Model, config: FacesConfig, splits: data_lib.Splits):
+    """(the embedding model whitened by fits on the training images, with the whitened LBP block
+    blocks beside it, one per `model.lbp_radii`; its summary; the cross-fitted validation distances or None):
+    `model.whitening`, see `tasks.faces.whitening`."""
+    train = splits.train
+    if len(train) > whitening.MAX_FIT_IMAGES:
+        train = np.sort(np.random.default_rng([config.seed, 46]).choice(train, whitening.MAX_FIT_IMAGES,
+                                                                          replace=False))
+    features, names = [embedding.output], ["network"]
+    extract = [lambda images: models.embed(embedding, images, config.eval.batch_size)]
+    for radius in config.model.lbp_radii:
+        twin = LocalBinaryPatterns.for_size(config.data.image_size, radius)  # the layer's numpy twin (tested equal)
+        features.append(LocalBinaryPatternLayer(twin.radius, twin.cells, name=f"lbp_r{radius}")(embedding.input))
+        names.append(f"lbp_r{radius}")
+        extract.append(twin.transform)
+    images = splits.faces.images[train]
+    views = [images, np.ascontiguousarray(images[:, :, ::-1])] if config.eval.flip_average else [images]
+    blocks = []  # blocks[b][v]: block b's features of view v, indexed like splits.faces
+    for compute in extract:
+        block = []
+        for view in views:
+            values = compute(view)
+            block.append(np.zeros((len(splits.faces), values.shape[1]), np.float32))
+            block[-1][train] = values
+        blocks.append(block)
+    shrinkage = config.model.whitening
+    fits = [whitening.fit(whitening.averaged([view[train] for view in block]), shrinkage) for block in blocks]
+    cross_fitted = None
+    if splits.val_seen and len(np.unique(splits.faces.labels[train])) >= 4:
+        cross_fitted = whitening.cross_fitted_distances(blocks, splits.faces.labels, train, splits.val_pairs,
+                                                        shrinkage, config.seed)
+    info = {"shrinkage": shrinkage, "fitted_on_images": len(train), "views": len(views),
+            "blocks": {name: int(block[0].shape[1]) for name, block in zip(names, blocks)}}
+    return whitening.whitened_model(embedding.input, features, fits, names), info, cross_fitted
 
 
 def read_threshold(run: Run) -> dict:
@@ -99,7 +141,7 @@ def train(run: Run) -> dict:
     steps = batches.steps_per_epoch(config.train.max_steps_per_epoch)
     projected = models.build_embedding_model(config.model.backbone, config.data.image_size,
                                              config.model.embedding_dim, config.model.width_multiplier,
-                                             config.model.dropout_rate, config.model.grid)
+                                             config.model.dropout_rate, config.model.grid, config.model.cnn_size)
     model = models.training_model(projected, config.model.loss, len(batches.identities))
     # what is saved and scored: the projection the loss trains, or the grid features under it
     embedding = models.grid_embedding_model(projected) if config.model.embedding == "grid" else projected
@@ -127,8 +169,15 @@ def train(run: Run) -> dict:
         model.load_weights(str(result["best"]["weights"]))
         best_epoch = result["best"]["epoch"]
         print(f"faces: keeping epoch {best_epoch} (val_auc {result['best']['value']:.4f})")
+    whitened, cross_fitted = None, None
+    if config.model.whitening > 0:
+        embedding, whitened, cross_fitted = whiten(embedding, config, splits)
     save_keras(embedding, run.dir.model_keras)
-    threshold = choose_threshold(embedding, config, splits)
+    threshold = choose_threshold(embedding, config, splits, cross_fitted)
+    threshold["whitening"] = whitened
+    if whitened and splits.val_seen and cross_fitted is None:
+        threshold["chosen_on"] += (" -- fewer than 4 training people, too few to cross-fit the whitening: these pairs "
+                                   "were whitened by a fit on themselves, so the threshold is on the loose side")
     atomic_write_json(run.dir.root / "threshold.json", threshold)
     seconds = result["history"].get("epoch_seconds", [])
     images = steps * batches.batch_size

@@ -188,7 +188,7 @@ class LocalBinaryPatterns:
     def codes(self, images: np.ndarray) -> np.ndarray:
         """[N, H - 2r, W - 2r] bin indices of grey images [N, H, W] (or RGB [N, H, W, 3])."""
         images = np.asarray(images, np.float32)
-        grey = images.mean(axis=-1) if images.ndim == 4 else images
+        grey = images.sum(axis=-1) if images.ndim == 4 else images  # comparisons of means: exact sums
         r = self.radius
         h, w = grey.shape[1:]
         if min(h, w) <= 2 * r + self.cells:
@@ -216,6 +216,8 @@ class LocalBinaryPatterns:
         return np.sqrt(counts).reshape(n, -1) / self.cells  # unit norm: each cell's part has norm 1
 
     @classmethod
-    def for_size(cls, image_size: int) -> LocalBinaryPatterns:
-        """Radius 1 and 4x4 cells up to 32 px (measured best there), radius 2 and 8x8 cells above."""
-        return cls(1, 4) if image_size <= 32 else cls(2, 8)
+    def for_size(cls, image_size: int, radius: int | None = None) -> LocalBinaryPatterns:
+        """Radius 1 and 4x4 cells up to 32 px (measured best there), radius 2 and 8x8 cells above;
+        `radius` given: that radius with the size's cells."""
+        default = cls(1, 4) if image_size <= 32 else cls(2, 8)
+        return default if radius is None else cls(radius, default.cells)
