@@ -1,5 +1,5 @@
 """`LocalBinaryPatterns` (tasks/faces/verification.py) as a Keras layer in keras.ops, for the
-embedding model (`model.lbp`): the same unit-norm vector of square-rooted uniform-LBP
+embedding model (`model.lbp_radii`): the same unit-norm vector of square-rooted uniform-LBP
 histograms per cell, computed in the graph so the SavedModel carries it.
 
 Grey is the sum of the three channels (the numpy twin compares the same sums), so integer
