@@ -57,6 +57,14 @@ def _plotted_families(history: dict[str, list[float]]) -> dict[str, list[str]]:
     return {k: v for k, v in families.items() if v}
 
 
+def measured_epochs(series) -> tuple[np.ndarray, np.ndarray]:
+    """(1-based epochs, values) of a per-epoch series without its NaN entries (the epochs a
+    metric measured every N-th epoch skipped): joined by lines, not broken at every gap."""
+    values = np.asarray(series, dtype=float)
+    kept = np.isfinite(values)
+    return np.arange(1, len(values) + 1)[kept], values[kept]
+
+
 def training_curves(history: dict[str, list[float]]) -> bytes:
     """One panel per metric family (x = 1-based epoch); the learning rate on a log axis."""
     families = _plotted_families(history)
@@ -67,11 +75,12 @@ def training_curves(history: dict[str, list[float]]) -> bytes:
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
     for ax, (family, keys) in zip(axes.flat, families.items(), strict=False):
         for key in keys:
-            values = np.asarray(history[key], dtype=float)
-            epochs = np.arange(1, len(values) + 1)
+            epochs, values = measured_epochs(history[key])
             style = "--" if key.startswith("val_") else "-"
             label = "validation" if key.startswith("val_") else "train"
-            ax.plot(epochs, values, style, marker="o" if len(values) <= 30 else None, markersize=3, label=label)
+            sparse = len(values) < len(history[key])  # measured every N-th epoch: show the points
+            ax.plot(epochs, values, style, marker="o" if len(values) <= 30 or sparse else None, markersize=3,
+                    label=label)
         if family in _LR_KEYS and np.all(np.asarray(history[keys[0]], dtype=float) > 0):
             ax.set_yscale("log")
         ax.set_title(family.replace("_", " "))

@@ -175,6 +175,15 @@ def test_training_curves_without_validation():
         plots.training_curves({})
 
 
+def test_a_metric_measured_every_few_epochs_is_plotted_through_its_gaps():
+    nan = float("nan")
+    epochs, values = plots.measured_epochs([0.5, nan, nan, nan, 0.8, nan, 0.9])
+    assert epochs.tolist() == [1, 5, 7] and values.tolist() == [0.5, 0.8, 0.9]
+    png = plots.training_curves({"loss": [3.0, 2.5, 2.0, 1.8, 1.5, 1.4, 1.3], "val_auc": [0.5, nan, nan, nan, 0.8,
+                                                                                            nan, 0.9]})
+    assert _png_size(png)[0] > 300
+
+
 def test_metric_families_pair_train_and_validation():
     families = plots._metric_families({"accuracy": [], "loss": [], "val_loss": [], "val_accuracy": [], "lr": [],
                                        "epoch_seconds": []})  # a timing, not a curve
