@@ -290,8 +290,11 @@ def test_run_writes_every_artifact(tiny_run):
     for name in ("config.json", "vocab.tsv", "model.keras", "training.json", "logs/history.csv",
                  "evaluation/results.json", "export/vectors.txt", "export/vectors.bin",
                  "export/projector/vectors.tsv", "export/projector/metadata.tsv",
-                 "report/report.json", "report/index.html", "report/pca.png", "report/loss.png"):
+                 "report/report.json", "report/index.html", "report/pca.png"):
         assert (tiny_run / name).exists(), name
+    # one epoch: its loss and words/s in a table, no one-dot plots
+    assert not (tiny_run / "report/loss.png").exists()
+    assert "Training (one epoch)" in (tiny_run / "report/index.html").read_text()
     training = json.loads((tiny_run / "training.json").read_text())
     assert len(training["loss"]) == 1 and 0 < training["loss"][0] < 5 * np.log(2) + np.log(2)
     assert training["mean_words_per_second"] > 0

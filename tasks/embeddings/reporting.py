@@ -68,7 +68,14 @@ def report(run: Run) -> Path:
     rep.add_metrics({**headline, "vocabulary": results["vocab_size"], "training words": corpus["training_words"]})
     if training.get("stopped_reason"):
         rep.add_text("Training stopped early", training["stopped_reason"])
-    if training["loss"]:
+    if len(training["loss"]) == 1:  # one epoch: two numbers, not two one-dot plots
+        seconds = training.get("epoch_seconds") or [None]
+        rep.add_table("Training (one epoch)", ["what", "value"], [
+            ["loss", _value(training["loss"][0])],
+            ["seconds", _value(seconds[0])],
+            ["words / s", round(training["words_per_second"][0]) if training["words_per_second"] else "n/a"]],
+            note="The epoch's time includes the first steps' XLA compilations (one per batch shape).")
+    elif training["loss"]:
         glove = config.model.algorithm == "glove"
         title = "GloVe weighted squared error" if glove else "negative-sampling loss per example"
         rep.add_figure("loss", loss_plot(training["loss"], training["words_per_second"], title),
