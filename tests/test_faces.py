@@ -531,6 +531,10 @@ def test_verify_enroll_identify_and_their_bad_inputs(smoke_run, data_root, tmp_p
     assert run_cli("faces", "enroll", smoke_run, str(tmp_path / "people"), "--gallery", str(gallery)) == 0
     out = capsys.readouterr().out
     assert "enrolled 9 images (9 new) of 3 people" in out and "1 skipped" in out and "bad.jpg" in out
+    trained = sorted({"person_00", "person_01", "person_02"}
+                     & set(json.loads((smoke_run / "pairs/identities.json").read_text())["train"]))
+    assert trained  # the smoke preset trains on 14 of the first 20 people
+    assert f"warning: {len(trained)} of these people were training people of this run ({', '.join(trained)})" in out
     _olivetti_pngs(tmp_path / "more", data_root, people=(0, 3), per_person=1)
     assert run_cli("faces", "enroll", smoke_run, str(tmp_path / "more"), "--gallery", str(gallery)) == 0
     assert "now 4 people, 11 images" in capsys.readouterr().out  # adds, never loses

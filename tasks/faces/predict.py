@@ -14,6 +14,7 @@ and crop first.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +127,25 @@ def enroll(run: Run, inputs: list[str], out: Path | None = None) -> dict:
               "people": len(gallery.people()), "images": len(gallery.names)}
     print(f"enrolled {len(names)} images ({new} new) of {len(set(names))} people into {path}: now "
           f"{result['people']} people, {result['images']} images; {len(skipped)} skipped")
+    result["trained_on"] = sorted(set(names) & _whitened_against(run))
+    if result["trained_on"]:
+        shown = ", ".join(result["trained_on"][:5]) + (" ..." if len(result["trained_on"]) > 5 else "")
+        print(f"warning: {len(result['trained_on'])} of these people were training people of this run ({shown}), "
+              "and its embedding is whitened against them (model.whitening): it tells them apart less well "
+              "than new people (docs/results.md, faces). To enroll the people you trained on, train with "
+              "--set model.whitening=0 --set model.lbp_radii=")
     return result
+
+
+def _whitened_against(run: Run) -> set[str]:
+    """The training people's names when the run's embedding is whitened against them."""
+    identities = run.dir.root / "pairs" / "identities.json"
+    if not run.config.model.whitening or not identities.exists():
+        return set()
+    try:
+        return set(json.loads(identities.read_text()).get("train", []))
+    except (json.JSONDecodeError, AttributeError):
+        return set()
 
 
 def identify(run: Run, inputs: list[str], out: Path | None = None) -> list[dict]:
