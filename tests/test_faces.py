@@ -402,6 +402,15 @@ def test_cross_fitted_whitening_scores_each_group_under_a_fit_without_it():
     np.testing.assert_array_equal(distances, again)
     with pytest.raises(ValueError, match="at least 4 training people"):
         whitening.cross_fitted_distances(blocks, labels, train[:9], pairs, 0.1, seed=0)
+    # pairs re-indexed to a subset of the images (the fit's), the others left out; chunked features
+    subset = np.array([3, 4, 5, 9])
+    among = whitening.pairs_among(pairs, subset)
+    inside = np.isin(pairs.first, subset) & np.isin(pairs.second, subset)
+    assert len(among) == inside.sum() and among.same.sum() == 3  # person 1's images 3, 4, 5: three pairs
+    assert sorted(zip(subset[among.first].tolist(), subset[among.second].tolist())) == sorted(
+        zip(pairs.first[inside].tolist(), pairs.second[inside].tolist()))
+    chunked = whitening.in_chunks(lambda x: x * 2.0, np.arange(10.0).reshape(5, 2), size=2)
+    np.testing.assert_array_equal(chunked, np.arange(10.0).reshape(5, 2) * 2)
 
 
 @pytest.mark.backend

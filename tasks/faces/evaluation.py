@@ -45,12 +45,14 @@ def _whitened_lbp(config, splits) -> tuple[np.ndarray, dict]:
     radii = config.model.lbp_radii or (V.LocalBinaryPatterns.for_size(size).radius,)
     shrinkage = config.model.whitening or 0.1
     blocks, fits = [], []
+    def views(lbp, images):
+        mirrored = [images[:, :, ::-1]] if config.eval.flip_average else []
+        return [whitening.in_chunks(lbp.transform, view) for view in [images, *mirrored]]
+
     for radius in radii:
         lbp = V.LocalBinaryPatterns.for_size(size, radius)
-        mirrored = [lbp.transform(faces.images[:, :, ::-1])] if config.eval.flip_average else []
-        block = [lbp.transform(faces.images), *mirrored]
-        fits.append(whitening.fit(whitening.averaged([view[splits.train] for view in block]), shrinkage))
-        blocks.append([view[splits.eval] for view in block])
+        fits.append(whitening.fit(whitening.averaged(views(lbp, faces.images[splits.train])), shrinkage))
+        blocks.append(views(lbp, faces.images[splits.eval]))
     histograms = np.zeros((len(faces), sum(block[0].shape[1] for block in blocks)), np.float32)
     histograms[splits.eval] = whitening.combined(blocks, fits)
     return histograms, {"radii": list(radii), "cells": lbp.cells, "whitening": shrinkage,

@@ -87,8 +87,8 @@ def choose_threshold(model: keras.Model, config: FacesConfig, splits: data_lib.S
 
 
 def whiten(embedding: keras.Model, config: FacesConfig, splits: data_lib.Splits):
-    """(the embedding model whitened by fits on the training images, with the whitened LBP block
-    blocks beside it, one per `model.lbp_radii`; its summary; the cross-fitted validation distances or None):
+    """(the embedding model whitened by fits on the training images, one whitened LBP block per
+    `model.lbp_radii` beside it; its summary; the cross-fitted validation distances or None):
     `model.whitening`, see `tasks.faces.whitening`."""
     train = splits.train
     if len(train) > whitening.MAX_FIT_IMAGES:
@@ -103,19 +103,15 @@ def whiten(embedding: keras.Model, config: FacesConfig, splits: data_lib.Splits)
         extract.append(twin.transform)
     images = splits.faces.images[train]
     views = [images, np.ascontiguousarray(images[:, :, ::-1])] if config.eval.flip_average else [images]
-    blocks = []  # blocks[b][v]: block b's features of view v, indexed like splits.faces
-    for compute in extract:
-        block = []
-        for view in views:
-            values = compute(view)
-            block.append(np.zeros((len(splits.faces), values.shape[1]), np.float32))
-            block[-1][train] = values
-        blocks.append(block)
+    # blocks[b][v]: block b's features of view v, one row per fitted training image
+    blocks = [[whitening.in_chunks(compute, view) for view in views] for compute in extract]
     shrinkage = config.model.whitening
-    fits = [whitening.fit(whitening.averaged([view[train] for view in block]), shrinkage) for block in blocks]
+    fits = [whitening.fit(whitening.averaged(block), shrinkage) for block in blocks]
     cross_fitted = None
-    if splits.val_seen and len(np.unique(splits.faces.labels[train])) >= 4:
-        cross_fitted = whitening.cross_fitted_distances(blocks, splits.faces.labels, train, splits.val_pairs,
+    labels = splits.faces.labels[train]
+    if splits.val_seen and len(np.unique(labels)) >= 4:
+        cross_fitted = whitening.cross_fitted_distances(blocks, labels, np.arange(len(train)),
+                                                        whitening.pairs_among(splits.val_pairs, train),
                                                         shrinkage, config.seed)
     info = {"shrinkage": shrinkage, "fitted_on_images": len(train), "views": len(views),
             "blocks": {name: int(block[0].shape[1]) for name, block in zip(names, blocks)}}

@@ -43,6 +43,23 @@ def averaged(views: list[np.ndarray]) -> np.ndarray:
     return _unit(sum(np.asarray(view, np.float32) for view in views))
 
 
+def in_chunks(compute, images: np.ndarray, size: int = 512) -> np.ndarray:
+    """float32 `compute(images)` a chunk of `size` images at a time (LBP of 20,000 images at once
+    would hold gigabytes of codes)."""
+    return np.concatenate([np.asarray(compute(images[start:start + size]), np.float32)
+                           for start in range(0, len(images), size)])
+
+
+def pairs_among(pairs: Pairs, images: np.ndarray) -> Pairs:
+    """The `pairs` whose two images are both in `images`, re-indexed to positions in it."""
+    position = np.full(int(max(pairs.first.max(initial=0), pairs.second.max(initial=0), images.max(initial=0))) + 1,
+                       -1)
+    position[images] = np.arange(len(images))
+    first, second = position[pairs.first], position[pairs.second]
+    keep = (first >= 0) & (second >= 0)
+    return Pairs(first[keep], second[keep], pairs.same[keep], pairs.fold[keep])
+
+
 def fit(vectors: np.ndarray, shrinkage: float) -> dict:
     """The whitening of the embeddings `vectors` [N, D]: {mean [D], basis [D, k] (eigenvectors
     of the k nonzero eigenvalues), scales [k], rest (the scale of every other direction)}."""
