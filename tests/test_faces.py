@@ -478,6 +478,7 @@ def test_run_writes_every_artifact_and_the_baseline(smoke_run):
     assert ours["identification"]["gallery"] == 6 and ours["identification"]["probes"] == 54
     report = json.loads((smoke_run / "report/report.json").read_text())
     assert "eigenfaces accuracy" in report["metrics"] and "rank-1" in report["metrics"]
+    assert report["metrics"]["LBP baseline accuracy"].startswith(f"{results['lbp']['kfold_accuracy']['mean']:.2%}")
     assert results["auc"] == ours["auc"]  # the test twin of val_auc (Task.tune_test_key)
     from shared.training import read_history
 

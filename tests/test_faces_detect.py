@@ -173,7 +173,7 @@ def test_verify_and_enroll_detect_faces_when_the_run_did(olivetti, data_root, tm
     config = smoke()
     config.data.source, config.data.path, config.data.detect_faces = "folder", str(tree), True
     run = SimpleNamespace(config=config, options={"threshold": 0.5, "gallery": str(tmp_path / "g.npz")},
-                          dir=SimpleNamespace(require_model=lambda: model))
+                          dir=SimpleNamespace(require_model=lambda: model, root=tmp_path))
     seen = []
 
     def embed(run, images):
