@@ -45,6 +45,7 @@ def _whitened_lbp(config, splits) -> tuple[np.ndarray, dict]:
     radii = config.model.lbp_radii or (V.LocalBinaryPatterns.for_size(size).radius,)
     shrinkage = config.model.whitening or 0.1
     blocks, fits = [], []
+
     def views(lbp, images):
         mirrored = [images[:, :, ::-1]] if config.eval.flip_average else []
         return [whitening.in_chunks(lbp.transform, view) for view in [images, *mirrored]]
