@@ -217,6 +217,27 @@ def test_lbp_histograms_are_uniform_codes_per_cell_and_tell_textures_apart():
         V.LocalBinaryPatterns(radius=2, cells=8).transform(np.zeros((1, 10, 10)))
 
 
+def test_local_ternary_patterns_ignore_small_differences_and_keep_edges():
+    rng = np.random.default_rng(1)
+    noisy = 100.0 + rng.integers(-2, 3, (1, 20, 20)).astype(np.float64)  # +-2 grey levels around 100
+    plain, ternary = V.LocalBinaryPatterns(1, 2), V.LocalBinaryPatterns(1, 2, threshold=5)
+    assert len(np.unique(plain.codes(noisy))) > 5  # LBP flips on every grey level
+    codes = ternary.codes(noisy)
+    assert codes.shape == (1, 18, 18, 2) and np.all(codes == ternary.bin_of[0])  # nothing 5 brighter or darker
+    edge = np.zeros((1, 20, 20))
+    edge[:, :, 10:] = 200.0  # dark left half, bright right half
+    codes = ternary.codes(edge)
+    assert codes[0, 5, 8, 0] != ternary.bin_of[0] and codes[0, 5, 8, 1] == ternary.bin_of[0]  # left: brighter ones
+    assert codes[0, 5, 9, 1] != ternary.bin_of[0] and codes[0, 5, 9, 0] == ternary.bin_of[0]  # right: darker ones
+    rgb = np.repeat(noisy[..., None], 3, axis=-1)  # RGB: the threshold is on the channels' mean
+    np.testing.assert_array_equal(ternary.codes(rgb), ternary.codes(noisy))
+    features = ternary.transform(noisy)
+    assert features.shape == (1, 2 * 4 * 59) == (1, ternary.size)
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-9)
+    with pytest.raises(ValueError, match="threshold must be >= 0"):
+        V.LocalBinaryPatterns(1, 2, threshold=-1)
+
+
 # Losses -----------------------------------------------------------------------------------------
 def _reference_losses(labels, vectors, margin):
     d = np.maximum(2 - 2 * vectors @ vectors.T, 0)
@@ -327,7 +348,15 @@ def test_grid_embedding_shares_the_trained_layers_and_keeps_where_features_fire(
     cfg.model.lbp_radii, cfg.data.image_size = (14,), 32
     with pytest.raises(ConfigError, match="need data.image_size over 32 px"):
         cfg.validate()
-    cfg.model.lbp_radii = ()
+    cfg.model.lbp_radii, cfg.model.lbp_cells = (14,), 2  # 2 cells: 14 px radii fit in 32 px
+    cfg.validate()
+    cfg.model.lbp_cells = -1
+    with pytest.raises(ConfigError, match="model.lbp_cells must be >= 1, or 0"):
+        cfg.model.validate()
+    cfg.model.lbp_cells, cfg.model.lbp_threshold = 0, 255
+    with pytest.raises(ConfigError, match=r"model.lbp_threshold must be in \[0, 255\) grey levels"):
+        cfg.model.validate()
+    cfg.model.lbp_radii, cfg.model.lbp_threshold = (), 0.0
     cfg.data.image_size, cfg.model.cnn_size = 64, 48
     with pytest.raises(ConfigError, match=r"model.cnn_size \(48\) must divide data.image_size \(64\)"):
         cfg.validate()
@@ -423,15 +452,17 @@ def test_the_lbp_layer_computes_what_its_numpy_twin_does(tmp_path):
     images = rng.integers(0, 256, (3, 40, 40, 3)).astype(np.float32)
     images[0, 10:30, 10:30] = 128  # flat: neighbours equal to the centre (>= is true)
     images[1] = images[1].mean(axis=-1, keepdims=True).round()  # grey
-    for radius, cells in ((1, 4), (2, 8), (2, 6)):  # 6 cells do not divide the 36 code rows evenly
-        layer = LocalBinaryPatternLayer(radius, cells)
-        expected = V.LocalBinaryPatterns(radius, cells).transform(images)
+    images[2, :20] = 100 + rng.integers(-12, 13, (20, 40, 1))  # grey differences about the threshold
+    # 6 and 7 cells do not divide the 36 / 34 code rows evenly; thresholds: local ternary patterns
+    for radius, cells, threshold in ((1, 4, 0), (2, 8, 0), (2, 6, 0), (2, 8, 10), (3, 7, 4.5)):
+        layer = LocalBinaryPatternLayer(radius, cells, threshold)
+        expected = V.LocalBinaryPatterns(radius, cells, threshold).transform(images)
         np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(images)), expected, atol=1e-6)
-    model = keras.Sequential([keras.Input((40, 40, 3)), LocalBinaryPatternLayer(2, 8)])
+    model = keras.Sequential([keras.Input((40, 40, 3)), LocalBinaryPatternLayer(2, 8, 10)])
     model.save(tmp_path / "lbp.keras")
     reloaded = keras.models.load_model(tmp_path / "lbp.keras")
-    expected = V.LocalBinaryPatterns(2, 8).transform(images)
-    assert expected.shape == (3, 8 * 8 * 59)
+    expected = V.LocalBinaryPatterns(2, 8, 10).transform(images)
+    assert expected.shape == (3, 2 * 8 * 8 * 59)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(reloaded(images)), expected, atol=1e-6)
     with pytest.raises(ValueError, match="needs images over 12 pixels a side; these are 10x10"):
         LocalBinaryPatternLayer(2, 8)(images[:, :10, :10])
@@ -462,18 +493,19 @@ def test_run_writes_every_artifact_and_the_baseline(smoke_run):
     import keras
 
     saved = keras.models.load_model(smoke_run / "model.keras", compile=False)
-    # the whitened grid embedding (4 x 4 cells x 32 channels) beside whitened LBP histograms (8 x 8 x 59) at 3 radii
-    assert tuple(saved.output.shape) == (None, 4 * 4 * 32 + 3 * 8 * 8 * 59)
+    # the whitened grid embedding (4 x 4 cells x 32 channels) beside whitened local ternary patterns at 3 radii
+    assert tuple(saved.output.shape) == (None, 4 * 4 * 32 + 3 * 2 * 7 * 7 * 59)  # ternary patterns: 2 codes, 7x7 cells
     assert not any("arcface" in layer.name or layer.name == "projection" for layer in saved.layers)
     threshold = json.loads((smoke_run / "threshold.json").read_text())  # whitened, threshold cross-fitted
     assert saved.get_layer("network_whitening").get_weights()[1].shape == (512, 139)  # 140 images: rank 139
-    assert saved.get_layer("lbp_r3_whitening").get_weights()[1].shape == (3776, 139)
+    assert saved.get_layer("lbp_r3_whitening").get_weights()[1].shape == (5782, 139)
     assert threshold["whitening"] == {"shrinkage": 0.1, "fitted_on_images": 140, "views": 2,
-                                      "blocks": {"network": 512, "lbp_r1": 3776, "lbp_r2": 3776, "lbp_r3": 3776}}
+                                      "blocks": {"network": 512, "lbp_r1": 5782, "lbp_r2": 5782, "lbp_r3": 5782}}
     assert "5 groups of the 14 training people" in threshold["chosen_on"] and threshold["validation_pairs"] > 0
     assert len(ours["kfold_accuracy"]["per_fold"]) == 10 and 0.5 < pca["auc"] <= 1
     assert 0.5 < results["lbp"]["auc"] <= 1 and results["lbp"]["identification"]["probes"] == 54
-    assert results["lbp"]["settings"] == {"radii": [1, 2, 3], "cells": 8, "whitening": 0.1, "flip_average": True}
+    assert results["lbp"]["settings"] == {"radii": [1, 2, 3], "cells": 7, "threshold": 10.0, "whitening": 0.1,
+                                          "flip_average": True}
     assert ours["tar_at_far"]["0.001"]["tar"] is None  # 270 negatives cannot resolve 1e-3
     assert ours["identification"]["gallery"] == 6 and ours["identification"]["probes"] == 54
     report = json.loads((smoke_run / "report/report.json").read_text())
@@ -497,12 +529,12 @@ def test_saved_model_takes_any_size_grey_or_rgb_and_carries_the_threshold(smoke_
     grey = np.random.default_rng(0).integers(0, 255, (2, 50, 40, 1)).astype(np.uint8)
     served = loaded.signatures["serving_default"](images=grey)["embeddings"].numpy()
     rgb = loaded.signatures["serving_default"](images=np.repeat(grey, 3, -1))["embeddings"].numpy()
-    assert served.shape == (2, 512 + 3 * 3776)
+    assert served.shape == (2, 512 + 3 * 5782)
     np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(served, rgb, atol=1e-6)
     assert float(loaded.signatures["metadata"]()["threshold"]) == pytest.approx(threshold)
     empty = loaded.signatures["serving_default"](images=np.zeros((0, 9, 9, 3), np.uint8))["embeddings"]
-    assert tuple(empty.shape) == (0, 512 + 3 * 3776)
+    assert tuple(empty.shape) == (0, 512 + 3 * 5782)
     assert json.loads((smoke_run / "export/faces.json").read_text())["check_max_abs_difference"] < 1e-3
 
 

@@ -51,12 +51,12 @@ def _whitened_lbp(config, splits) -> tuple[np.ndarray, dict]:
         return [whitening.in_chunks(lbp.transform, view) for view in [images, *mirrored]]
 
     for radius in radii:
-        lbp = V.LocalBinaryPatterns.for_size(size, radius)
+        lbp = V.LocalBinaryPatterns.for_size(size, radius, config.model.lbp_cells, config.model.lbp_threshold)
         fits.append(whitening.fit(whitening.averaged(views(lbp, faces.images[splits.train])), shrinkage))
         blocks.append(views(lbp, faces.images[splits.eval]))
     histograms = np.zeros((len(faces), sum(block[0].shape[1] for block in blocks)), np.float32)
     histograms[splits.eval] = whitening.combined(blocks, fits)
-    return histograms, {"radii": list(radii), "cells": lbp.cells, "whitening": shrinkage,
+    return histograms, {"radii": list(radii), "cells": lbp.cells, "threshold": lbp.threshold, "whitening": shrinkage,
                         "flip_average": config.eval.flip_average}
 
 

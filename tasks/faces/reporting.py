@@ -102,7 +102,9 @@ def report(run: Run) -> Path:
         settings = lbp["settings"]
         radii = ", ".join(str(r) for r in settings.get("radii", [settings.get("radius")]))
         whitened = f", whitened on the training people ({settings['whitening']})" if "whitening" in settings else ""
-        baselines.append((f"LBP histograms (radius {radii}, {settings['cells']}x{settings['cells']} cells"
+        kind = (f"local ternary patterns (threshold {settings['threshold']:g} grey levels, "
+                if settings.get("threshold") else "LBP histograms (")
+        baselines.append((f"{kind}radius {radii}, {settings['cells']}x{settings['cells']} cells"
                           f"{whitened}, no network)", lbp))
     for name, scores in [("ours", ours)] + baselines:
         tar = scores["tar_at_far"]

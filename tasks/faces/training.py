@@ -97,8 +97,10 @@ def whiten(embedding: keras.Model, config: FacesConfig, splits: data_lib.Splits)
     features, names = [embedding.output], ["network"]
     extract = [lambda images: models.embed(embedding, images, config.eval.batch_size)]
     for radius in config.model.lbp_radii:
-        twin = LocalBinaryPatterns.for_size(config.data.image_size, radius)  # the layer's numpy twin (tested equal)
-        features.append(LocalBinaryPatternLayer(twin.radius, twin.cells, name=f"lbp_r{radius}")(embedding.input))
+        twin = LocalBinaryPatterns.for_size(config.data.image_size, radius, config.model.lbp_cells,
+                                            config.model.lbp_threshold)  # the layer's numpy twin (tested equal)
+        features.append(LocalBinaryPatternLayer(twin.radius, twin.cells, twin.threshold,
+                                                name=f"lbp_r{radius}")(embedding.input))
         names.append(f"lbp_r{radius}")
         extract.append(twin.transform)
     images = splits.faces.images[train]
