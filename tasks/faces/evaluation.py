@@ -37,8 +37,9 @@ def _identification(vectors, labels, gallery, probes, distance, threshold=None) 
 
 
 def _whitened_lbp(config, splits) -> tuple[np.ndarray, dict]:
-    """The LBP baseline: uniform LBP histograms at each of `model.lbp_radii` (the size's default
-    radius when there are none), each whitened by a fit on the training images (shrinkage
+    """The LBP baseline: uniform LBP histograms (local ternary patterns with `model.lbp_threshold`,
+    `model.lbp_cells` cells) at each of `model.lbp_radii` (the size's default radius when there
+    are none), each whitened by a fit on the training images (shrinkage
     `model.whitening`, 0.1 when that is off), side by side, mirrored images averaged in with
     `eval.flip_average`: the model's LBP blocks on their own, no network."""
     faces, size = splits.faces, config.data.image_size
