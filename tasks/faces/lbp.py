@@ -22,7 +22,8 @@ PACKAGE = "kts_faces"
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class LocalBinaryPatternLayer(layers.Layer):
-    """RGB float images [B, S, S, 3] in 0..255 -> [B, cells * cells * 59] unit vectors."""
+    """RGB float images [B, S, S, 3] in 0..255 -> [B, cells * cells * 59] unit vectors (twice
+    that with a threshold: the brighter and the darker codes' histograms)."""
 
     def __init__(self, radius: int = 2, cells: int = 8, threshold: float = 0.0, **kwargs):
         super().__init__(trainable=False, dtype="float32", **{k: v for k, v in kwargs.items()
@@ -41,7 +42,7 @@ class LocalBinaryPatternLayer(layers.Layer):
             raise ValueError(f"LBP with radius {r} and {self.cells}x{self.cells} cells needs images over "
                              f"{2 * r + self.cells} pixels a side; these are {height}x{width}.")
         grey = ops.sum(ops.cast(images, "float32"), axis=-1)
-        margin = 3.0 * self.threshold  # grey is the sum of 3 channels
+        margin = self.threshold * int(images.shape[-1])  # grey is the sum of the channels
         h, w = height - 2 * r, width - 2 * r
         centre = grey[:, r:r + h, r:r + w]
         codes = [ops.zeros_like(centre, dtype="int32") for _ in range(self._twin.codes_per_pixel)]
