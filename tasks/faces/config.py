@@ -154,7 +154,9 @@ class FacesConfig:
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
     def validate(self):
-        cells = self.model.lbp_cells or (8 if self.data.image_size > 32 else 4)  # LocalBinaryPatterns.for_size
+        from tasks.faces.verification import LocalBinaryPatterns  # numpy only
+
+        cells = LocalBinaryPatterns.for_size(self.data.image_size, cells=self.model.lbp_cells).cells
         if self.model.lbp_radii and self.data.image_size <= 2 * max(self.model.lbp_radii) + cells:
             raise ConfigError(f"model.lbp_radii {self.model.lbp_radii} need data.image_size over "
                               f"{2 * max(self.model.lbp_radii) + cells} px. Received: {self.data.image_size}")
