@@ -219,6 +219,38 @@ def test_negative_sampling_at_word2vec_width_matches_the_formulas():
     np.testing.assert_allclose(d_out, want_out, atol=1e-4)
 
 
+@pytest.mark.backend
+@pytest.mark.parametrize("sg", [True, False])
+def test_a_word2vec_step_adds_each_rows_summed_gradient_where_it_is(sg):
+    """Word2Vec adds the examples' gradient rows to its tables in place (`AddRows`): the same
+    tables as summing the gradients of the rows the batch names and writing those rows back."""
+    from keras import ops
+
+    from tasks.embeddings.models import Word2Vec, apply_update, negative_sampling
+
+    _, _, batches = _batches(sg=sg)
+    batch = batches(2)
+    model = Word2Vec(50, 8, seed=1)
+    rng = np.random.default_rng(4)
+    tables = {"input_vectors": rng.normal(0, 0.3, (51, 8)).astype(np.float32),
+              "output_vectors": rng.normal(0, 0.3, (51, 8)).astype(np.float32)}
+    values = {k: ops.convert_to_tensor(v) for k, v in tables.items()}
+    tensors = {k: ops.convert_to_tensor(v) for k, v in batch.items()}
+    updates, loss, examples = model.sparse_update(values, tensors)
+    d_in, d_out, want_loss, want_examples = (ops.convert_to_numpy(t) for t in negative_sampling(
+        ops.take(values["input_vectors"], batch["in_rows"], axis=0),
+        ops.take(values["output_vectors"], batch["out_rows"], axis=0), tensors))
+    lr = batch["lr"][0]
+    for name, rows, gradient in (("input_vectors", batch["in_rows"], d_in),
+                                 ("output_vectors", batch["out_rows"], d_out)):
+        want = tables[name].copy()
+        distinct = np.unique(rows, return_index=True)[1]  # the padding row is repeated (its gradient is 0)
+        want[rows[distinct]] -= lr * gradient[distinct]
+        np.testing.assert_allclose(ops.convert_to_numpy(apply_update(values[name], updates[name])), want, atol=1e-6)
+    np.testing.assert_allclose(float(loss), want_loss, rtol=1e-5)
+    assert float(examples) == float(want_examples) > 0
+
+
 # Scores and files ------------------------------------------------------------------------------
 def _toy_vectors():
     words = ["man", "woman", "king", "queen", "apple", "pear"]

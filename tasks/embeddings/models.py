@@ -3,21 +3,22 @@
 A batch touches a few thousand rows of tables with tens of thousands: dense gradients
 (what `jax.grad` of a gather gives) would rewrite every table every step. So the models
 here compute their own gradients for the rows a batch names (in `keras.ops`, the same math
-on every backend) and `train_step` writes only those rows back, with `keras.ops` too:
+on every backend) and `train_step` applies only those, with `keras.ops` too: `Word2Vec`
+adds its examples' gradient rows to the tables where they are (`AddRows`: `table +
+ops.scatter(ids, rows)`, one scatter-add), the others (subword n-grams, GloVe's AdaGrad)
+gather the rows they touch and write their new values back (`ops.scatter_update`).
 
-- JAX: `train_step(state, data)` is jitted with the state donated, so `scatter_update`
-  of the new rows happens in place;
-- TensorFlow: `variable.assign(ops.scatter_update(variable.value, ids, rows))`. Under XLA
-  (`jit_compile=True`) the assign of the scatter is done in place; without XLA TensorFlow
-  copies the table once a step. Measured (2026-12-03, TF 2.21, Keras 3.15, 2 CPU cores
-  shared with a test run; skip-gram on the `demo` preset's first 200 batches, ms per step,
-  min / median of 3 and 5 rounds, side by side in one process) against the TF-only
-  `variable.scatter_update(tf.IndexedSlices)` it replaces: without XLA 26.5 / 29.0 vs
-  21.4 / 23.2 and 23.5 / 29.3 vs 23.7 / 25.2 (1.0-1.25x); with XLA 8.2 / 8.9 vs
-  8.8 / 10.1 and 7.8 / 10.4 vs 8.2 / 10.3 (the same). `assign(value + ops.scatter(...))`
-  of the row deltas was no faster. XLA is 2.5x faster than no XLA here, but
-  `jit_compile="auto"` turns it off on a CPU-only TensorFlow, so the presets set
-  `train.jit_compile=true` (all but `smoke`, where compiling each batch shape costs more
+- JAX: `train_step(state, data)` is jitted with the state donated, so the scatter happens
+  in place;
+- TensorFlow: `variable.assign(...)` of the scatter. Under XLA (`jit_compile=True`) it is
+  done in place; without XLA TensorFlow copies the table once a step. Measured (2026-12-03,
+  TF 2.21, Keras 3.15, 2 CPU cores shared with a test run; skip-gram on the `demo` preset's
+  first 200 batches, ms per step, min / median of 3 and 5 rounds, side by side in one
+  process) against the TF-only `variable.scatter_update(tf.IndexedSlices)` it replaces:
+  without XLA 26.5 / 29.0 vs 21.4 / 23.2 and 23.5 / 29.3 vs 23.7 / 25.2 (1.0-1.25x); with XLA
+  8.2 / 8.9 vs 8.8 / 10.1 and 7.8 / 10.4 vs 8.2 / 10.3 (the same). XLA is 2.5x faster than
+  no XLA here, but `jit_compile="auto"` turns it off on a CPU-only TensorFlow, so the presets
+  set `train.jit_compile=true` (all but `smoke`, where compiling each batch shape costs more
   than it saves), and 16 steps per compiled call halve the time per step again
   (`training.steps_per_execution`; measured 2026-12-03, docs/benchmarks.md).
 
@@ -27,14 +28,34 @@ an embedding lookup.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import keras
 from keras import ops
 
 
+class AddRows(NamedTuple):
+    """An update that adds `deltas` [N, D] to rows `ids` [N] of a table (a row named twice
+    gets both). Written `table + ops.scatter(...)`, which XLA turns into one in-place scatter-add
+    (2026-12-03, TF 2.21, 2 CPU cores: 15,360 rows of 100 into a 29,000-row table 0.53 ms, a
+    1,000,000-row one 1.3 ms; scaled after the scatter it is a dense pass: 2.4 and 40 ms)."""
+
+    ids: object
+    deltas: object
+
+
+def apply_update(table, update):
+    """The table with `update` applied: AddRows, or (ids, new rows) replacing those rows."""
+    if isinstance(update, AddRows):
+        return table + ops.scatter(ops.expand_dims(update.ids, -1), update.deltas, ops.shape(table))
+    ids, new_rows = update
+    return ops.scatter_update(table, ops.expand_dims(ids, -1), new_rows)
+
+
 class SparseRowModel(keras.Model):
     """Base: subclasses create their tables (keras Variables) and implement
-    `sparse_update(values: dict name -> tensor, batch) -> (rows: dict name -> (ids, new
-    rows), loss_sum, weight)`; the epoch's loss is sum(loss_sum) / sum(weight)."""
+    `sparse_update(values: dict name -> tensor, batch) -> (updates: dict name -> (ids, new
+    rows) or AddRows, loss_sum, weight)`; the epoch's loss is sum(loss_sum) / sum(weight)."""
 
     table_names: tuple[str, ...] = ()
 
@@ -71,9 +92,9 @@ class SparseRowModel(keras.Model):
     def _stateful_train_step(self, batch):
         tables = self.tables()
         rows, loss_sum, weight = self.sparse_update({k: v.value for k, v in tables.items()}, batch)
-        for name, (ids, new_rows) in rows.items():
+        for name, update in rows.items():
             variable = tables[name]
-            variable.assign(ops.scatter_update(variable.value, ops.expand_dims(ids, -1), new_rows))
+            variable.assign(apply_update(variable.value, update))
         self.loss_tracker.update_state(loss_sum / ops.maximum(weight, 1.0), sample_weight=weight)
         return {"loss": self.loss_tracker.result()}
 
@@ -89,9 +110,9 @@ class SparseRowModel(keras.Model):
                     where[name] = (values, found[0])
         current = {name: values[i] for name, (values, i) in where.items()}
         rows, loss_sum, weight = self.sparse_update(current, batch)
-        for name, (ids, new_rows) in rows.items():
+        for name, update in rows.items():
             values, i = where[name]
-            values[i] = ops.scatter_update(values[i], ops.expand_dims(ids, -1), new_rows)
+            values[i] = apply_update(values[i], update)
         metrics_variables = self.loss_tracker.stateless_update_state(
             metrics_variables, loss_sum / ops.maximum(weight, 1.0), sample_weight=weight)
         logs = {"loss": self.loss_tracker.stateless_result(metrics_variables)}
@@ -113,45 +134,53 @@ def lane_sum(x):
     return ops.sum(x, axis=-1)
 
 
-def negative_sampling(in_rows, out_rows, batch):
-    """Skip-gram / CBOW negative-sampling (or hierarchical-softmax) loss and its gradients
-    for the rows of a batch.
+def example_gradients(in_rows, out_rows, batch, in_index, out_index, scale=1.0):
+    """Skip-gram / CBOW negative-sampling (or hierarchical-softmax) loss and its gradients,
+    one row per use: example p averages its inputs in_rows[in_index[p, c]] (weights
+    in_weight, a mask; one input for skip-gram) into h_p and scores its outputs
+    out_rows[out_index[p, k]] (k = 0 the target, then the noise words): loss = -log s(h.u_0)
+    - sum_k log s(-h.u_k), each term times `weight`. With `out_label` in the batch
+    (hierarchical softmax) the outputs are the target's Huffman path and the labels 1 - its
+    code: loss = -sum_k log s((2 l_k - 1) h.u_k). As in word2vec, each input word of an
+    example gets the whole gradient of h.
 
-    in_rows [Ui, D], out_rows [Uo, D]: the input / output vectors of the rows the batch
-    names. Example p averages its inputs in_rows[in_index[p, c]] (weights in_weight, a mask;
-    one input for skip-gram) into h_p and scores its outputs out_rows[out_index[p, k]]
-    (k = 0 the target, then the noise words): loss = -log s(h.u_0) - sum_k log s(-h.u_k),
-    each term times `weight`. With `out_label` in the batch (hierarchical softmax) the
-    outputs are the target's Huffman path and the labels 1 - its code: loss = -sum_k
-    log s((2 l_k - 1) h.u_k). Returns (d in_rows, d out_rows, loss sum, examples): as in
-    word2vec, each input word of an example gets the whole gradient of h."""
+    Returns (d_inputs [P * C, D], d_outputs [P * (1+K), D], loss sum, examples): the
+    gradient rows times `scale`, in the order of in_index / out_index flattened, so a caller
+    sums them into rows (`negative_sampling`) or adds them to a table (`Word2Vec`)."""
     in_weight = ops.cast(batch["in_weight"], in_rows.dtype)
-    contexts = ops.take(in_rows, batch["in_index"], axis=0)  # [P, C, D]
+    contexts = ops.take(in_rows, in_index, axis=0)  # [P, C, D]
     count = ops.maximum(ops.sum(in_weight, axis=1, keepdims=True), 1.0)
     hidden = ops.sum(contexts * in_weight[..., None], axis=1) / count  # [P, D]
-    targets = ops.take(out_rows, batch["out_index"], axis=0)  # [P, 1+K, D]
+    targets = ops.take(out_rows, out_index, axis=0)  # [P, 1+K, D]
     scores = lane_sum(hidden[:, None, :] * targets)  # [P, 1+K]
-    if "out_label" in batch:  # hierarchical softmax: 1 - the Huffman code of each node
+    if "out_label" in batch:
         labels = ops.cast(batch["out_label"], scores.dtype)
     else:
         labels = ops.cast(ops.arange(ops.shape(scores)[1]) == 0, scores.dtype)[None, :]
     weight = ops.cast(batch["weight"], scores.dtype)
     loss_sum = ops.sum(weight * ops.softplus(scores - 2.0 * labels * scores))  # softplus(-s) for targets
-    gradient = weight * (ops.sigmoid(scores) - labels)  # d loss / d score
+    gradient = (scale * weight) * (ops.sigmoid(scores) - labels)  # d loss / d score, times scale
     # d_hidden gathers the targets again, through the transposed index ([1+K, P, D]): XLA then
     # fuses each gather into its reduction instead of writing [P, 1+K, D] to memory once for
     # both (2026-12-03, TF 2.21, 2 CPU cores, P = 6,144: 2.8 ms -> 1.1 ms for the two), and a
     # sum of products, not einsum (a batched matmul there: 6x slower)
-    again = ops.take(out_rows, ops.transpose(batch["out_index"]), axis=0)
+    again = ops.take(out_rows, ops.transpose(out_index), axis=0)
     d_hidden = ops.sum(ops.transpose(gradient)[..., None] * again, axis=0)
     d_targets = gradient[..., None] * hidden[:, None, :]
-    dim = ops.shape(in_rows)[1]
-    d_out = ops.segment_sum(ops.reshape(d_targets, (-1, dim)), ops.reshape(batch["out_index"], (-1,)),
-                            num_segments=ops.shape(out_rows)[0])
     d_contexts = d_hidden[:, None, :] * in_weight[..., None]
-    d_in = ops.segment_sum(ops.reshape(d_contexts, (-1, dim)), ops.reshape(batch["in_index"], (-1,)),
-                           num_segments=ops.shape(in_rows)[0])
-    return d_in, d_out, loss_sum, ops.sum(weight[:, 0])
+    dim = ops.shape(in_rows)[1]
+    return ops.reshape(d_contexts, (-1, dim)), ops.reshape(d_targets, (-1, dim)), loss_sum, ops.sum(weight[:, 0])
+
+
+def negative_sampling(in_rows, out_rows, batch):
+    """`example_gradients` summed per row: in_rows [Ui, D], out_rows [Uo, D] are the rows the
+    batch names (`in_index` / `out_index` index into them). Returns (d in_rows, d out_rows,
+    loss sum, examples)."""
+    d_contexts, d_targets, loss_sum, examples = example_gradients(in_rows, out_rows, batch, batch["in_index"],
+                                                                  batch["out_index"])
+    d_out = ops.segment_sum(d_targets, ops.reshape(batch["out_index"], (-1,)), num_segments=ops.shape(out_rows)[0])
+    d_in = ops.segment_sum(d_contexts, ops.reshape(batch["in_index"], (-1,)), num_segments=ops.shape(in_rows)[0])
+    return d_in, d_out, loss_sum, examples
 
 
 @keras.saving.register_keras_serializable(package="kts_embeddings")
@@ -177,14 +206,17 @@ class Word2Vec(SparseRowModel):
         return ops.take(self.input_vectors, ids, axis=0)
 
     def sparse_update(self, values, batch):
-        in_ids, out_ids = batch["in_rows"], batch["out_rows"]
-        in_rows = ops.take(values["input_vectors"], in_ids, axis=0)
-        out_rows = ops.take(values["output_vectors"], out_ids, axis=0)
-        d_in, d_out, loss_sum, examples = negative_sampling(in_rows, out_rows, batch)
-        lr = ops.cast(batch["lr"][0], in_rows.dtype)
-        rows = {"output_vectors": (out_ids, out_rows - lr * d_out)}
+        # the examples' word ids (the batch indexes its distinct rows); the gradient rows are
+        # added to the tables where they are, without gathering and writing back the touched
+        # rows (a skip-gram step on nltk-sg: see docs/benchmarks.md, 2026-12-03 session 17)
+        in_index = ops.take(batch["in_rows"], batch["in_index"], axis=0)
+        out_index = ops.take(batch["out_rows"], batch["out_index"], axis=0)
+        lr = ops.cast(batch["lr"][0], values["input_vectors"].dtype)
+        d_in, d_out, loss_sum, examples = example_gradients(values["input_vectors"], values["output_vectors"], batch,
+                                                            in_index, out_index, scale=-lr)
+        rows = {"output_vectors": AddRows(ops.reshape(out_index, (-1,)), d_out)}
         if not self.freeze_inputs:
-            rows["input_vectors"] = (in_ids, in_rows - lr * d_in)
+            rows["input_vectors"] = AddRows(ops.reshape(in_index, (-1,)), d_in)
         return rows, loss_sum, examples
 
     def get_config(self):
