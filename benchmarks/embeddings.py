@@ -15,6 +15,9 @@ Both are scored by the same code (`tasks.embeddings.scores`: 3CosAdd analogies o
     # ours with other settings too, in the same run (e.g. the settings before a change):
     .venv/bin/python benchmarks/embeddings.py --preset demo --epochs 3 \
         --variant before train.jit_compile=auto model.steps_per_execution=1
+    # on shared cores, whose speed moves minute to minute: 3 rounds of ours then gensim, the
+    # median round's time and the ratio of each round's adjacent runs
+    .venv/bin/python benchmarks/embeddings.py --preset nltk-sg --repeat 3
     # the original word2vec C tool too (built once from the PyPI sdist word2vec==0.11.1 with gcc),
     # here without ours (its figure is known and takes minutes):
     .venv/bin/python benchmarks/embeddings.py --preset nltk-sg --c-tool --no-ours
@@ -39,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
@@ -62,8 +67,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "no package registry here ships it: build it from its source")
     parser.add_argument("--variant", nargs="+", action="append", default=[], metavar=("LABEL", "KEY=VALUE"),
                         help="also train ours as LABEL with these --set overrides (repeatable)")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="N rounds of ours (and variants) then gensim, alternating; time = the median "
+                             "round's, scores from the first round, the speed ratio of every round listed")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be >= 1, got {args.repeat}")
+    return args
 
 
 def scores(vectors, data_root) -> dict:
@@ -158,6 +169,27 @@ def run_c_tools(args, config, corpus, data_root, words: int) -> dict:
 PEERS = {"gensim": "gensim", "word2vec_c_peer": "word2vec C", "glove_c_peer": "GloVe C"}
 
 
+def alternate(args, config, sides, corpus, data_root) -> dict:
+    """{side: [{"seconds", "words", "entry"}, ...]}: `args.repeat` rounds, each of ours (and
+    the variants) then gensim, so that both meet the same minutes of a shared machine; the
+    first round's vectors are scored (ours are the same every round: deterministic)."""
+    rounds = {}
+    for round_ in range(max(1, args.repeat)):
+        for label, settings in sides:
+            with tempfile.TemporaryDirectory(prefix="kts-emb-bench-") as scratch:
+                ours = run_ours(args, Path(scratch) / "ours", settings)
+            entry = {"backend": ours["backend"], "settings": list(settings), "vocab": ours["vocab"]}
+            if round_ == 0:
+                entry.update(scores(ours["vectors"], data_root))
+            rounds.setdefault(label, []).append({"seconds": ours["seconds"], "entry": entry,
+                                                 "words": ours["training_words"] * config.train.epochs})
+        if not args.no_peer:
+            peer = run_gensim(config, corpus, args.workers)
+            entry = {"vocab": peer["vocab"], **(scores(peer["vectors"], data_root) if round_ == 0 else {})}
+            rounds.setdefault("gensim", []).append({"seconds": peer["seconds"], "entry": entry, "words": None})
+    return rounds
+
+
 def compare(results: dict, side: str, name: str, peer: str, peer_name: str) -> dict:
     ours_, peer_ = results[side], results[peer]
     return {f"speed ({name} / {peer_name})": ours_["words_per_second"] / peer_["words_per_second"],
@@ -186,22 +218,23 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"preset": args.preset, "epochs": config.train.epochs, "gensim_workers": args.workers,
                "date": time.strftime("%Y-%m-%d"), "hardware": hardware(), "load_average": os.getloadavg()}
     sides = [] if args.no_ours else [("ours", [])] + [(variant[0], variant[1:]) for variant in args.variant]
-    words = None
-    for label, settings in sides:
-        with tempfile.TemporaryDirectory(prefix="kts-emb-bench-") as scratch:
-            ours = run_ours(args, Path(scratch) / "ours", settings)
-        words = ours["training_words"] * config.train.epochs
-        results[label] = {"backend": ours["backend"], "settings": list(settings), "seconds": ours["seconds"],
-                          "words_per_second": words / ours["seconds"], "vocab": ours["vocab"],
-                          **scores(ours["vectors"], data_root)}
-    corpus = None
+    corpus, words = None, None
     if not args.no_peer or args.c_tool or args.glove_tool:
         corpus, _ = data_lib.read_corpus(config, data_root)
-        words = words or int(corpus.tokens.size) * config.train.epochs
-    if not args.no_peer:
-        peer = run_gensim(config, corpus, args.workers)
-        results["gensim"] = {"seconds": peer["seconds"], "words_per_second": words / peer["seconds"],
-                             "vocab": peer["vocab"], **scores(peer["vectors"], data_root)}
+        words = int(corpus.tokens.size) * config.train.epochs
+    rounds = alternate(args, config, sides, corpus, data_root)
+    for side, runs in rounds.items():
+        words = words or runs[0]["words"]
+        seconds = [run["seconds"] for run in runs]
+        results[side] = {**runs[0]["entry"], "seconds": float(np.median(seconds)),
+                         "words_per_second": words / float(np.median(seconds))}
+        if len(runs) > 1:
+            results[side]["round_seconds"] = seconds
+    if "gensim" in rounds and len(rounds["gensim"]) > 1:
+        results["round_speed_ratios"] = {
+            f"{label} / gensim": [
+                peer["seconds"] / run["seconds"] for run, peer in zip(rounds[label], rounds["gensim"])]
+            for label, _ in sides}
     if args.c_tool or args.glove_tool:
         results.update(run_c_tools(args, config, corpus, data_root, words))
     results["load_average_after"] = os.getloadavg()
@@ -222,6 +255,8 @@ def main(argv: list[str] | None = None) -> dict:
               f"vocab {r['vocab']:,}")
     for key, value in ratios.items():
         print(f"{key}: {value:.3f}")
+    for key, values in results.get("round_speed_ratios", {}).items():
+        print(f"speed ({key}) round by round: {', '.join(f'{v:.3f}' for v in values)}")
     print("load average (1, 5, 15 min) at the start {:.2f} {:.2f} {:.2f}, at the end {:.2f} {:.2f} {:.2f}".format(
         *results["load_average"], *results["load_average_after"]))
     if args.json:

@@ -99,6 +99,35 @@ def test_flags():
                                                                                         Path("g"), 2)
 
 
+def test_repeat_alternates_ours_and_gensim_and_takes_the_median_round(monkeypatch, tmp_path, capsys):
+    """--repeat N: ours then gensim N times; time = the median round, scores from the first,
+    a speed ratio per round (adjacent runs: the same minutes of a shared machine)."""
+    calls, times = [], iter([10.0, 2.0, 30.0, 3.0, 20.0, 5.0])  # ours, gensim, ours, gensim, ...
+
+    class Corpus:
+        tokens = np.zeros(1000, np.int32)
+
+    vectors = object()
+    monkeypatch.setattr(bench, "run_ours", lambda args, workdir, settings=(): calls.append("ours") or {
+        "seconds": next(times), "vocab": 7, "training_words": 1000, "vectors": vectors, "backend": "tensorflow"})
+    monkeypatch.setattr(bench, "run_gensim", lambda config, corpus, workers: calls.append("gensim") or {
+        "seconds": next(times), "vocab": 7, "vectors": vectors})
+    monkeypatch.setattr(bench, "scores", lambda v, root: calls.append("score") or {
+        "analogy": 0.1, "analogy_answered": 3, "wordsim353": 0.2, "simlex999": 0.3})
+    from tasks.embeddings import data as data_lib
+
+    monkeypatch.setattr(data_lib, "read_corpus", lambda config, root: (Corpus(), {}))
+    result = bench.main(["--preset", "smoke", "--repeat", "3", "--data-root", str(tmp_path)])
+    assert calls == ["ours", "score", "gensim", "score", "ours", "gensim", "ours", "gensim"]
+    assert result["ours"]["round_seconds"] == [10.0, 30.0, 20.0] and result["ours"]["seconds"] == 20.0
+    assert result["gensim"]["seconds"] == 3.0 and result["ours"]["words_per_second"] == 1000 / 20.0
+    assert result["round_speed_ratios"] == {"ours / gensim": [0.2, 0.1, 0.25]}
+    assert result["ratios"]["speed (ours / gensim)"] == pytest.approx(3.0 / 20.0)
+    assert result["ours"]["analogy"] == 0.1 and "round by round: 0.200, 0.100, 0.250" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--repeat", "0"])
+
+
 def fake_tool(path: Path, body: str) -> Path:
     path.write_text(f"#!{sys.executable}\nimport sys\nargs = sys.argv[1:]\n" + body)
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
