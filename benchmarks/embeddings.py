@@ -174,7 +174,7 @@ def alternate(args, config, sides, corpus, data_root) -> dict:
     the variants) then gensim, so that both meet the same minutes of a shared machine; the
     first round's vectors are scored (ours are the same every round: deterministic)."""
     rounds = {}
-    for round_ in range(max(1, args.repeat)):
+    for round_ in range(args.repeat):
         for label, settings in sides:
             with tempfile.TemporaryDirectory(prefix="kts-emb-bench-") as scratch:
                 ours = run_ours(args, Path(scratch) / "ours", settings)

@@ -134,9 +134,10 @@ def nltk_sg() -> EmbeddingsConfig:
     in the same script: 11.12%, 0.342, 0.240); 741 s of training on the loaded cores, 13x
     gensim's time (docs/benchmarks.md). With XLA and 16 steps per call (2026-12-03, cores
     loaded 5-6x over): the same scores, 519 s (36k words/s; gensim in the same script on the
-    same load: 281 s, 12.28%, 0.369, 0.243). Quiet cores (2026-12-03, gradient rows added in
-    place, `benchmarks/embeddings.py --repeat 2`): 100.6 s both rounds (186k words/s), analogy
-    11.03%, WordSim353 0.404, SimLex-999 0.239; gensim 31-34 s, 0.31-0.34x its speed."""
+    same load: 281 s, 12.28%, 0.369, 0.243). Less loaded cores (2026-12-03, load 0.7-2.4,
+    gradient rows added in place, `benchmarks/embeddings.py --repeat 2`): 100.6 s both rounds
+    (186k words/s), analogy 11.03%, WordSim353 0.404, SimLex-999 0.239; gensim 31-34 s, so
+    0.31-0.34x its speed."""
     return EmbeddingsConfig()
 
 
